@@ -1,0 +1,179 @@
+/**
+ * The errors of the renewable bearer. A `fetch` fails with exactly `RenewalError | StoppedError`; a
+ * `TokenSource` fails with `TokenSourceError`; building a bearer with bad options fails with
+ * `InvalidOptionsError`. None of them ever carries a token value.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Predicate from "effect/Predicate"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("effect-renewable-bearer/Errors")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * One attempt of a `TokenSource` failed. `retryable: false` marks a permanent failure (a revoked client,
+ * a wrong secret): the bearer then waits the longest backoff before it tries again instead of hammering the
+ * identity provider. `status` and `code` carry the HTTP status and the OAuth error code where there is one.
+ *
+ * @example
+ * ```ts
+ * import { TokenSourceError } from "effect-renewable-bearer/Errors"
+ *
+ * const error = new TokenSourceError({ message: "token endpoint answered 503", retryable: true, status: 503 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
+  readonly message: string
+  readonly retryable?: boolean | undefined
+  readonly status?: number | undefined
+  readonly code?: string | undefined
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * Whether the bearer should retry on its normal backoff (the default) or treat the failure as permanent.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return this.retryable !== false
+  }
+}
+
+/**
+ * Why a renewal failed:
+ *
+ * - `SourceError`: the source failed with a `TokenSourceError` (the `cause`).
+ * - `SourceTimeout`: the source did not answer within the request timeout and was interrupted.
+ * - `SourceDefect`: the source died (threw); the `cause` is the defect.
+ * - `InvalidToken`: the source returned a token the bearer will not cache (empty, or already expired).
+ * - `Timeout`: the caller's own `timeout` ran out while it waited; the `cause` is the last attempt's cause.
+ * - `InvalidOptions`: the fetch options were malformed (a negative or non-numeric timeout).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RenewalErrorReason =
+  "SourceError" | "SourceTimeout" | "SourceDefect" | "InvalidToken" | "Timeout" | "InvalidOptions"
+
+/**
+ * A token could not be had: the attempt failed, or the caller's wait ran out. The `cause` is the
+ * underlying failure (for `Timeout`: the cause of the last failed attempt, if there was one).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RenewalError extends Data.TaggedError("RenewalError")<{
+  readonly reason: RenewalErrorReason
+  readonly detail?: string | undefined
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const base = renewalMessages[this.reason]
+    return this.detail === undefined ? base : `${base}: ${this.detail}`
+  }
+}
+
+const renewalMessages: Record<RenewalErrorReason, string> = {
+  SourceError: "Token renewal failed: the token source returned an error",
+  SourceTimeout: "Token renewal failed: the token source did not answer in time",
+  SourceDefect: "Token renewal failed: the token source died with a defect",
+  InvalidToken: "Token renewal failed: the token source returned an unusable token",
+  Timeout: "Timed out waiting for a token",
+  InvalidOptions: "Invalid fetch options"
+}
+
+/**
+ * The bearer's scope is closed: no token will ever be fetched again.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoppedError extends Data.TaggedError("StoppedError")<{}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return "Renewal is stopped."
+  }
+}
+
+/**
+ * An option given to `RenewableBearer.layer` (or read by `layerConfig`) is out of range.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
+  readonly option: string
+  readonly detail: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid RenewableBearer option "${this.option}": ${this.detail}`
+  }
+}
+
+/**
+ * The error channel of every fetch.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type FetchError = RenewalError | StoppedError
+
+/**
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isRenewalError = (u: unknown): u is RenewalError => Predicate.isTagged(u, "RenewalError")
+
+/**
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isStoppedError = (u: unknown): u is StoppedError => Predicate.isTagged(u, "StoppedError")
+
+/**
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isTokenSourceError = (u: unknown): u is TokenSourceError =>
+  Predicate.isTagged(u, "TokenSourceError")

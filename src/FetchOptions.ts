@@ -1,0 +1,139 @@
+/**
+ * Options of a single fetch, typed, plus the original module's string keys and a parser for them.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+
+/**
+ * How one fetch behaves when the cached token must be renewed (it is missing, invalidated, expired, or
+ * `renewRequired` is set). A fresh cached token is returned at once whatever these say.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FetchOptions {
+  /** How long this caller waits at most. Without it the caller waits until a token comes or the bearer stops. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Renew even if the cached token is still fresh; the caller waits for the new token. */
+  readonly renewRequired?: boolean | undefined
+  /** Abandon a background attempt in flight and run one now, bounded by `renewRequestTimeout`; return its result. */
+  readonly synchronous?: boolean | undefined
+  /** Wait for the next attempt and fail with its error, instead of waiting through failures. */
+  readonly reportError?: boolean | undefined
+  /** Bound of the attempt that a synchronous fetch starts (default: the bearer's `refreshRequestTimeout`). */
+  readonly renewRequestTimeout?: Duration.DurationInput | undefined
+  /** Overrides the bearer's `maxRetries` for `Receiver.canRetry`. */
+  readonly maxRetries?: number | undefined
+}
+
+/**
+ * The original module's option key for `renewRequired`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_RENEW_REQUIRED = "token_renew_required"
+
+/**
+ * The original module's option key for `synchronous`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_RENEW_SYNCHRONOUS = "token_renew_synchronous"
+
+/**
+ * The original module's option key for `reportError`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_REPORT_ERROR = "token_renew_report_error"
+
+/**
+ * The original module's option key for `renewRequestTimeout`, in seconds (a float).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_RENEW_REQUEST_TIMEOUT = "token_renew_request_timeout"
+
+/**
+ * The original module's option key for `maxRetries` (an integer).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_MAX_RETRIES = "max_fetch_token_retries"
+
+/**
+ * Ten years: the original module's wait for a token that never expires, and for a caller without timeout.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const VeryLongTimeout: Duration.Duration = Duration.days(365 * 10)
+
+const flag = (value: string | undefined): boolean | undefined =>
+  value === undefined ? undefined : value.length > 0
+
+const parseNumber = (
+  metadata: Readonly<Record<string, string>>,
+  key: string,
+  isValid: (n: number) => boolean
+): Effect.Effect<number | undefined> => {
+  const raw = metadata[key]
+  if (raw === undefined || raw.length === 0) return Effect.succeed(undefined)
+  const parsed = Number(raw.trim())
+  return raw.trim().length > 0 && isValid(parsed)
+    ? Effect.succeed(parsed)
+    : Effect.as(
+        Effect.logWarning(`Ignoring malformed fetch option ${key}`).pipe(Effect.annotateLogs({ value: raw })),
+        undefined
+      )
+}
+
+/**
+ * Reads fetch options from the original module's string keys (as they travel in request metadata): a flag
+ * is on when its value is non-empty; a malformed number is logged as a warning and ignored. Keys it does not
+ * know are ignored.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FetchOptions } from "effect-renewable-bearer"
+ *
+ * const options = FetchOptions.fromMetadata({
+ *   [FetchOptions.OPTION_RENEW_SYNCHRONOUS]: "1",
+ *   [FetchOptions.OPTION_RENEW_REQUEST_TIMEOUT]: "2.5"
+ * })
+ * // Effect<FetchOptions>: { synchronous: true, renewRequestTimeout: Duration.seconds(2.5) }
+ * Effect.runSync(options)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromMetadata = (metadata: Readonly<Record<string, string>>): Effect.Effect<FetchOptions> =>
+  Effect.gen(function* () {
+    const seconds = yield* parseNumber(
+      metadata,
+      OPTION_RENEW_REQUEST_TIMEOUT,
+      (n) => Number.isFinite(n) && n >= 0
+    )
+    const retries = yield* parseNumber(metadata, OPTION_MAX_RETRIES, (n) => Number.isSafeInteger(n) && n >= 0)
+    const options: {
+      -readonly [K in keyof FetchOptions]: FetchOptions[K]
+    } = {}
+    const renewRequired = flag(metadata[OPTION_RENEW_REQUIRED])
+    const synchronous = flag(metadata[OPTION_RENEW_SYNCHRONOUS])
+    const reportError = flag(metadata[OPTION_REPORT_ERROR])
+    if (renewRequired !== undefined) options.renewRequired = renewRequired
+    if (synchronous !== undefined) options.synchronous = synchronous
+    if (reportError !== undefined) options.reportError = reportError
+    if (seconds !== undefined) options.renewRequestTimeout = Duration.seconds(seconds)
+    if (retries !== undefined) options.maxRetries = retries
+    return options
+  })

@@ -1,0 +1,104 @@
+/**
+ * A receiver is the bearer as one request sees it: it counts the request's attempts to get a token and
+ * decides whether a request that failed (a `401`) may try again with a renewed token.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type { FetchError } from "./Errors.js"
+import type { FetchOptions } from "./FetchOptions.js"
+import * as internal from "./internal/receiver.js"
+import type { RenewableBearer } from "./RenewableBearer.js"
+import type * as Token from "./Token.js"
+
+/**
+ * The receiver service: one per request. Make one with `RenewableBearer.receiver`, or give a whole effect a
+ * fresh one with `Receiver.provideFresh`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Receiver extends Context.Tag("effect-renewable-bearer/Receiver")<
+  Receiver,
+  {
+    /** Counts an attempt, then fetches from the bearer. */
+    readonly fetch: Effect.Effect<Token.Token, FetchError>
+    /** Counts an attempt, then fetches from the bearer with these options. */
+    readonly fetchWith: (options: FetchOptions) => Effect.Effect<Token.Token, FetchError>
+    /**
+     * Whether the request that failed with `error` may try again: `false` once the attempts reach the retry
+     * budget (`maxRetries`, or the option of that name); otherwise `true`, and, unless the request is
+     * `synchronous`, the last token this receiver got is invalidated if it is still the cached one (so many
+     * concurrent 401s for one token cause one renewal).
+     */
+    readonly canRetry: (error: unknown, options?: FetchOptions) => Effect.Effect<boolean>
+    /** How many attempts this receiver has counted. */
+    readonly trials: Effect.Effect<number>
+    /** The last token this receiver got. */
+    readonly latest: Effect.Effect<Option.Option<Token.Token>>
+  }
+>() {}
+
+/**
+ * Counts an attempt and fetches a token, with the `Receiver` in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Receiver } from "effect-renewable-bearer"
+ *
+ * const program = Effect.gen(function* () {
+ *   const token = yield* Receiver.fetch
+ *   return token
+ * }).pipe(Receiver.provideFresh)
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const fetch: Effect.Effect<Token.Token, FetchError, Receiver> = Effect.flatMap(
+  Receiver,
+  (r) => r.fetch
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const fetchWith = (options: FetchOptions): Effect.Effect<Token.Token, FetchError, Receiver> =>
+  Effect.flatMap(Receiver, (r) => r.fetchWith(options))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const canRetry = (error: unknown, options?: FetchOptions): Effect.Effect<boolean, never, Receiver> =>
+  Effect.flatMap(Receiver, (r) => r.canRetry(error, options))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const trials: Effect.Effect<number, never, Receiver> = Effect.flatMap(Receiver, (r) => r.trials)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const latest: Effect.Effect<Option.Option<Token.Token>, never, Receiver> = Effect.flatMap(
+  Receiver,
+  (r) => r.latest
+)
+
+/**
+ * Runs an effect with a fresh `Receiver` from the `RenewableBearer`: one per call of the resulting effect,
+ * so each request counts its own attempts.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const provideFresh: <A, E, R>(
+  self: Effect.Effect<A, E, R>
+) => Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> = internal.provideFresh

@@ -1,0 +1,166 @@
+/**
+ * The renewable bearer: one token, kept fresh in the background by a fiber that belongs to the layer's scope,
+ * handed to every request without waiting while it is fresh.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+ *
+ * const program = Effect.gen(function* () {
+ *   const bearer = yield* RenewableBearer.RenewableBearer
+ *   const token = yield* bearer.fetch()
+ *   yield* Effect.log(`got ${token}`) // the value prints as <redacted>
+ * })
+ *
+ * program.pipe(
+ *   Effect.provide(
+ *     RenewableBearer.RenewableBearerLive.pipe(Layer.provide(TokenSource.layerToken(Token.make("s3cr3t"))))
+ *   ),
+ *   Effect.runPromise
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { FetchError, InvalidOptionsError } from "./Errors.js"
+import type { FetchOptions } from "./FetchOptions.js"
+import * as internal from "./internal/renewableBearer.js"
+import type { Receiver } from "./Receiver.js"
+import type * as Token from "./Token.js"
+import type { TokenSource } from "./TokenSource.js"
+
+/**
+ * The renewable bearer service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RenewableBearer extends Context.Tag("effect-renewable-bearer/RenewableBearer")<
+  RenewableBearer,
+  {
+    /**
+     * The cached token if it is fresh (no waiting, no timer); otherwise renews as the options say (see
+     * `FetchOptions`). Fails with `RenewalError` or, once the bearer's scope is closed, `StoppedError`.
+     */
+    readonly fetch: (options?: FetchOptions) => Effect.Effect<Token.Token, FetchError>
+    /** Makes a fresh per-request `Receiver`. */
+    readonly receiver: Effect.Effect<Receiver["Type"]>
+    /**
+     * Wakes the background fiber to renew now. With `invalidate: true` the cached token is no longer handed
+     * out. A no-op once stopped. During a backoff after a failure, the backoff still runs to its end.
+     */
+    readonly requestRenewal: (options?: { readonly invalidate?: boolean | undefined }) => Effect.Effect<void>
+    /**
+     * Invalidates `token` and requests a renewal, but only if `token` is still the cached token and not
+     * already invalidated; returns whether it acted.
+     */
+    readonly invalidate: (token: Token.Token) => Effect.Effect<boolean>
+    /** Whether a fetch would have to wait: no usable token is cached, or a renewal was requested. */
+    readonly isRenewalRequired: Effect.Effect<boolean>
+    /** The token a fetch would return now without waiting, if there is one. */
+    readonly current: Effect.Effect<Option.Option<Token.Token>>
+    /** Each new token, starting with the one cached now (if any); ends when the bearer stops. */
+    readonly changes: Stream.Stream<Token.Token>
+  }
+>() {}
+
+/**
+ * Options of the bearer. Every field is optional; the defaults are the original module's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Attempts a receiver may make before `canRetry` says no. Default `2`. */
+  readonly maxRetries?: number | undefined
+  /** Refresh after this fraction of the token's remaining lifetime, in (0, 1]. Default `0.9`. */
+  readonly lifetimeSafeFraction?: number | undefined
+  /** First backoff after a failure, and the least delay between two scheduled attempts. Default 1 second. */
+  readonly initialRetryTimeout?: Duration.DurationInput | undefined
+  /** The longest backoff; also the backoff after a permanent (non-retryable) failure. Default 1 minute. */
+  readonly maxRetryTimeout?: Duration.DurationInput | undefined
+  /** Growth of the backoff per consecutive failure, at least 1. Default `1.5`. */
+  readonly retryTimeoutExponent?: number | undefined
+  /** Bound of one source call; a slower call is interrupted and counts as a failure. Default 5 seconds. */
+  readonly refreshRequestTimeout?: Duration.DurationInput | undefined
+  /**
+   * Random spread, in [0, 1): a backoff varies by ± this fraction; a scheduled refresh comes up to this
+   * fraction earlier (never later). Default `0.2`.
+   */
+  readonly jitter?: number | undefined
+  /**
+   * Treat a token as expired this much before its expiration, against clock skew between this machine and
+   * the server. Capped at a tenth of the token's lifetime when received, so a fresh token is never counted
+   * as expired. Default 10 seconds.
+   */
+  readonly expiryMargin?: Duration.DurationInput | undefined
+  /** Start fetching when the layer is built instead of on the first fetch. Default `false`. */
+  readonly eager?: boolean | undefined
+}
+
+/**
+ * Builds the bearer in the current scope: the background fiber is forked into it and closing it stops the
+ * bearer. Fails with `InvalidOptionsError` for options out of range.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options?: Options
+) => Effect.Effect<RenewableBearer["Type"], InvalidOptionsError, TokenSource | Scope.Scope> = internal.make
+
+/**
+ * The bearer as a layer. Fails to build with `InvalidOptionsError` for options out of range.
+ *
+ * @example
+ * ```ts
+ * import { RenewableBearer } from "effect-renewable-bearer"
+ *
+ * const BearerLive = RenewableBearer.layer({ refreshRequestTimeout: "2 seconds", eager: true })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: (options?: Options) => Layer.Layer<RenewableBearer, InvalidOptionsError, TokenSource> =
+  internal.layer
+
+/**
+ * The bearer as a layer, its options read from `Config`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { RenewableBearer } from "effect-renewable-bearer"
+ *
+ * const BearerLive = RenewableBearer.layerConfig({
+ *   refreshRequestTimeout: Config.duration("TOKEN_REQUEST_TIMEOUT").pipe(Config.withDefault("5 seconds")),
+ *   maxRetries: Config.integer("TOKEN_MAX_RETRIES").pipe(Config.withDefault(2))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  config: Config.Config.Wrap<Options>
+) => Layer.Layer<RenewableBearer, InvalidOptionsError | ConfigError.ConfigError, TokenSource> =
+  internal.layerConfig
+
+/**
+ * The default bearer layer: `layer()` with the original module's defaults.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const RenewableBearerLive: Layer.Layer<RenewableBearer, never, TokenSource> = internal.layerDefault

@@ -1,0 +1,236 @@
+/**
+ * A scripted token source for tests: a sequence of results, failures, defects, hangs and delays, played one
+ * step per call, that counts its calls. Every delay goes through Effect's `Clock`, so under `TestClock` a test
+ * decides exactly when each answer arrives. This is the way to test a program that uses the bearer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Fiber, Layer, TestClock } from "effect"
+ * import { RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
+ *
+ * const program = Effect.gen(function* () {
+ *   const bearer = yield* RenewableBearer.RenewableBearer
+ *   const test = yield* TestTokenSource.TestTokenSource
+ *   const fiber = yield* Effect.fork(bearer.fetch())
+ *   yield* TestClock.adjust("100 millis") // the source answers after 100 ms
+ *   const token = yield* Fiber.join(fiber)
+ *   return [token, yield* test.calls] as const // calls === 1
+ * }).pipe(
+ *   Effect.provide(
+ *     RenewableBearer.layer().pipe(
+ *       Layer.provideMerge(
+ *         TestTokenSource.layer([TestTokenSource.token("t1", { expiresIn: "1 hour", delay: "100 millis" })])
+ *       )
+ *     )
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import { TokenSourceError } from "./Errors.js"
+import * as Token from "./Token.js"
+import { TokenSource } from "./TokenSource.js"
+
+/**
+ * One scripted answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Step =
+  | {
+      readonly _tag: "Token"
+      readonly value: string
+      /** Lifetime counted from the instant the answer is given (after `delay`). */
+      readonly expiresIn?: Duration.DurationInput | undefined
+      /** An absolute expiration instead (epoch millis, `Date` or `DateTime`): for tokens that are already bad. */
+      readonly expiresAt?: Token.ExpirationInput | undefined
+      readonly delay?: Duration.DurationInput | undefined
+    }
+  | {
+      readonly _tag: "Fail"
+      readonly error: TokenSourceError
+      readonly delay?: Duration.DurationInput | undefined
+    }
+  | { readonly _tag: "Die"; readonly defect: unknown; readonly delay?: Duration.DurationInput | undefined }
+  | { readonly _tag: "Hang" }
+
+/**
+ * Answer with a token.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const token = (
+  value: string,
+  options?: {
+    readonly expiresIn?: Duration.DurationInput | undefined
+    readonly expiresAt?: Token.ExpirationInput | undefined
+    readonly delay?: Duration.DurationInput | undefined
+  }
+): Step => ({ _tag: "Token", value, ...options })
+
+/**
+ * Fail with a `TokenSourceError` (retryable unless `retryable: false`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fail = (
+  message = "scripted failure",
+  options?: {
+    readonly retryable?: boolean | undefined
+    readonly delay?: Duration.DurationInput | undefined
+  }
+): Step => ({
+  _tag: "Fail",
+  error: new TokenSourceError({ message, retryable: options?.retryable }),
+  delay: options?.delay
+})
+
+/**
+ * Die with a defect, as a source that throws.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const die = (
+  defect: unknown,
+  options?: { readonly delay?: Duration.DurationInput | undefined }
+): Step => ({
+  _tag: "Die",
+  defect,
+  delay: options?.delay
+})
+
+/**
+ * Never answer (until interrupted).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const hang: Step = { _tag: "Hang" }
+
+/**
+ * What a test reads from the scripted source.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class TestTokenSource extends Context.Tag("effect-renewable-bearer/TestTokenSource")<
+  TestTokenSource,
+  {
+    /** How many calls have started. */
+    readonly calls: Effect.Effect<number>
+    /** The clock instant (epoch millis) at which each call started. */
+    readonly callTimes: Effect.Effect<ReadonlyArray<number>>
+    /** How many calls are running now. */
+    readonly inFlight: Effect.Effect<number>
+    /** The most calls that were ever running at once. */
+    readonly maxInFlight: Effect.Effect<number>
+    /** Appends steps to the script. */
+    readonly push: (...steps: ReadonlyArray<Step>) => Effect.Effect<void>
+  }
+>() {}
+
+interface State {
+  readonly script: ReadonlyArray<Step>
+  readonly callTimes: ReadonlyArray<number>
+  readonly inFlight: number
+  readonly maxInFlight: number
+}
+
+const play = (step: Step): Effect.Effect<Token.Token, TokenSourceError> => {
+  switch (step._tag) {
+    case "Hang":
+      return Effect.never
+    case "Token": {
+      const answer = Effect.map(Clock.currentTimeMillis, (now) =>
+        Token.make(step.value, {
+          expiresAt:
+            step.expiresAt !== undefined
+              ? step.expiresAt
+              : step.expiresIn !== undefined
+                ? now + Duration.toMillis(step.expiresIn)
+                : undefined
+        })
+      )
+      return step.delay === undefined ? answer : Effect.zipRight(Effect.sleep(step.delay), answer)
+    }
+    case "Fail":
+      return step.delay === undefined
+        ? Effect.fail(step.error)
+        : Effect.zipRight(Effect.sleep(step.delay), Effect.fail(step.error))
+    case "Die":
+      return step.delay === undefined
+        ? Effect.die(step.defect)
+        : Effect.zipRight(Effect.sleep(step.delay), Effect.die(step.defect))
+  }
+}
+
+/**
+ * Builds a scripted source. Each call plays the next step; once the script is used up, the last step is
+ * played again (an empty script hangs).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  steps: Iterable<Step>
+): Effect.Effect<{ readonly source: TokenSource["Type"]; readonly test: TestTokenSource["Type"] }> =>
+  Effect.map(
+    Ref.make<State>({ script: Array.from(steps), callTimes: [], inFlight: 0, maxInFlight: 0 }),
+    (state) => {
+      const start = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(state, (s): [Step, State] => {
+          const index = s.callTimes.length
+          const step = s.script[Math.min(index, s.script.length - 1)] ?? hang
+          const inFlight = s.inFlight + 1
+          return [
+            step,
+            {
+              ...s,
+              callTimes: [...s.callTimes, now],
+              inFlight,
+              maxInFlight: Math.max(s.maxInFlight, inFlight)
+            }
+          ]
+        })
+      )
+      const end = Ref.update(state, (s) => ({ ...s, inFlight: s.inFlight - 1 }))
+      return {
+        source: TokenSource.of({
+          fetch: Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(start, (step) => Effect.ensuring(restore(play(step)), end))
+          )
+        }),
+        test: TestTokenSource.of({
+          calls: Effect.map(Ref.get(state), (s) => s.callTimes.length),
+          callTimes: Effect.map(Ref.get(state), (s) => s.callTimes),
+          inFlight: Effect.map(Ref.get(state), (s) => s.inFlight),
+          maxInFlight: Effect.map(Ref.get(state), (s) => s.maxInFlight),
+          push: (...more) => Ref.update(state, (s) => ({ ...s, script: [...s.script, ...more] }))
+        })
+      }
+    }
+  )
+
+/**
+ * A layer that provides both the scripted `TokenSource` and the `TestTokenSource` that reads it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (steps: Iterable<Step>): Layer.Layer<TokenSource | TestTokenSource> =>
+  Layer.effectContext(
+    Effect.map(make(steps), ({ source, test }) =>
+      Context.make(TokenSource, source).pipe(Context.add(TestTokenSource, test))
+    )
+  )

@@ -1,0 +1,51 @@
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import type { FetchError } from "../Errors.js"
+import type { FetchOptions } from "../FetchOptions.js"
+import { Receiver } from "../Receiver.js"
+import { RenewableBearer } from "../RenewableBearer.js"
+import type * as Token from "../Token.js"
+
+/** What a receiver needs from its bearer. @internal */
+export interface ReceiverHost {
+  readonly fetch: (options?: FetchOptions) => Effect.Effect<Token.Token, FetchError>
+  readonly invalidate: (token: Token.Token) => Effect.Effect<boolean>
+  readonly maxRetries: number
+}
+
+interface ReceiverState {
+  readonly trials: number
+  readonly latest: Option.Option<Token.Token>
+}
+
+const initial: ReceiverState = { trials: 0, latest: Option.none() }
+
+/** @internal */
+export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
+  Effect.map(Ref.make(initial), (state) => {
+    const countTrial = Ref.update(state, (s) => ({ trials: s.trials + 1, latest: s.latest }))
+    const remember = (token: Token.Token) =>
+      Ref.update(state, (s) => ({ trials: s.trials, latest: Option.some(token) }))
+    const run = (fetch: Effect.Effect<Token.Token, FetchError>) =>
+      Effect.zipRight(countTrial, Effect.tap(fetch, remember))
+    const fetchDefault = run(host.fetch())
+    return Receiver.of({
+      fetch: fetchDefault,
+      fetchWith: (options) => run(host.fetch(options)),
+      canRetry: (_error, options) =>
+        Effect.flatMap(Ref.get(state), (s) => {
+          if (s.trials >= (options?.maxRetries ?? host.maxRetries)) return Effect.succeed(false)
+          if (options?.synchronous === true || Option.isNone(s.latest)) return Effect.succeed(true)
+          return Effect.as(host.invalidate(s.latest.value), true)
+        }),
+      trials: Effect.map(Ref.get(state), (s) => s.trials),
+      latest: Effect.map(Ref.get(state), (s) => s.latest)
+    })
+  })
+
+/** @internal */
+export const provideFresh = <A, E, R>(
+  self: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> =>
+  Effect.flatMap(RenewableBearer, (bearer) => Effect.provideServiceEffect(self, Receiver, bearer.receiver))

@@ -1,0 +1,484 @@
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import {
+  type FetchError,
+  InvalidOptionsError,
+  isTokenSourceError,
+  RenewalError,
+  StoppedError
+} from "../Errors.js"
+import type { FetchOptions } from "../FetchOptions.js"
+import { RenewableBearer, type Options } from "../RenewableBearer.js"
+import type * as Token from "../Token.js"
+import { TokenSource } from "../TokenSource.js"
+import { backoffMillis, decodeMillis, resolve, veryLongMillis } from "./options.js"
+import * as receiver from "./receiver.js"
+import { expiresAtMillis, invalidReason } from "./token.js"
+
+/**
+ * What the cache holds. The hot path reads it with one `Ref` read and compares `usableUntil` with the clock:
+ * `-Infinity` means there is nothing to hand out (empty, invalidated, or stopped).
+ */
+interface CacheState {
+  readonly token: Token.Token | undefined
+  /** Epoch millis until which `token` is handed out: its expiration less the early-expiry margin. */
+  readonly usableUntil: number
+  /** `Effect.succeed(token)`, built once per token so the hot path allocates nothing. */
+  readonly hit: Effect.Effect<Token.Token, FetchError>
+  readonly invalidated: boolean
+  readonly stopped: boolean
+}
+
+const stoppedError = new StoppedError()
+const failStopped = Effect.fail(stoppedError)
+const emptyState: CacheState = {
+  token: undefined,
+  usableUntil: -Infinity,
+  hit: failStopped,
+  invalidated: false,
+  stopped: false
+}
+const stoppedState: CacheState = { ...emptyState, stopped: true }
+
+/** What the background fiber waits for before its next attempt. */
+type Wait =
+  | { readonly _tag: "Now" }
+  | { readonly _tag: "Refresh"; readonly millis: number }
+  | { readonly _tag: "Backoff"; readonly millis: number }
+
+interface SyncRequest {
+  readonly timeoutMillis: number
+  readonly deferred: Deferred.Deferred<Token.Token, FetchError>
+}
+
+/** Effect's live clock cannot arm a timer longer than this; longer sleeps are taken in parts. */
+const MAX_TIMER_MILLIS = 2 ** 31 - 1
+
+const sleepMillis = (millis: number): Effect.Effect<void> =>
+  millis <= MAX_TIMER_MILLIS
+    ? Effect.sleep(millis)
+    : Effect.zipRight(
+        Effect.sleep(MAX_TIMER_MILLIS),
+        Effect.suspend(() => sleepMillis(millis - MAX_TIMER_MILLIS))
+      )
+
+const newDeferred = <A, E>() => Deferred.unsafeMake<A, E>(FiberId.none)
+
+const toRenewalError = (cause: Cause.Cause<unknown>): RenewalError => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    if (error instanceof RenewalError) return error
+    return new RenewalError({
+      reason: "SourceError",
+      detail: isTokenSourceError(error) ? error.message : undefined,
+      cause: error
+    })
+  }
+  return new RenewalError({ reason: "SourceDefect", cause: Cause.squash(cause) })
+}
+
+/** @internal */
+export const make = (
+  options?: Options
+): Effect.Effect<RenewableBearer["Type"], InvalidOptionsError, TokenSource | Scope.Scope> =>
+  Effect.gen(function* () {
+    const opts = yield* resolve(options)
+    const source = yield* TokenSource
+    const cache = yield* SubscriptionRef.make<CacheState>(emptyState)
+    const getState = cache.get
+
+    // Coordination state. It is only touched inside `Effect.sync`/`suspend` blocks, which JavaScript runs
+    // to completion, so no update is ever seen half-done.
+    let stopped = false
+    let renewalPending = false
+    let syncRequest: SyncRequest | undefined
+    let syncInFlight: SyncRequest | undefined
+    let wake = newDeferred<void, never>()
+    let nextToken = newDeferred<Token.Token, StoppedError>()
+    let nextAttempt = newDeferred<Token.Token, FetchError>()
+    let failures = 0
+    let unchanged = 0
+    let attempts = 0
+    let lastFailure: RenewalError | undefined
+    let lastLatencyMillis = 0
+    const startLatch = newDeferred<void, never>()
+
+    let wakeSignaled = false
+    const signal = () => {
+      wakeSignaled = true
+      Deferred.unsafeDone(wake, Exit.void)
+    }
+    /** Arms a new wake-up signal if the current one has fired. */
+    const rearmWake = () => {
+      if (wakeSignaled) {
+        wakeSignaled = false
+        wake = newDeferred()
+      }
+    }
+    const start = () => {
+      Deferred.unsafeDone(startLatch, Exit.void)
+    }
+
+    // ---- the background fiber ------------------------------------------------------------------------
+
+    const attemptOnce = (
+      timeoutMillis: number,
+      attempt: number
+    ): Effect.Effect<Exit.Exit<Token.Token, RenewalError>> =>
+      source.fetch.pipe(
+        Effect.timeoutFail({
+          duration: timeoutMillis,
+          onTimeout: () =>
+            new RenewalError({ reason: "SourceTimeout", detail: `no answer within ${timeoutMillis} ms` })
+        }),
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause as Cause.Cause<never>)
+            : Effect.fail(toRenewalError(cause))
+        ),
+        Effect.tapBoth({
+          onFailure: (error) =>
+            Effect.annotateCurrentSpan({ "bearer.outcome": "failure", "bearer.reason": error.reason }),
+          onSuccess: () => Effect.annotateCurrentSpan("bearer.outcome", "success")
+        }),
+        Effect.withSpan("RenewableBearer.refresh", { attributes: { "bearer.attempt": attempt }, root: true }),
+        Effect.exit
+      ) as Effect.Effect<Exit.Exit<Token.Token, RenewalError>>
+
+    /** Waits until the in-flight attempt ends, or a synchronous request asks to abandon it. */
+    const awaitAttempt = (
+      fiber: Fiber.RuntimeFiber<Exit.Exit<Token.Token, RenewalError>>
+    ): Effect.Effect<Option.Option<Exit.Exit<Token.Token, RenewalError>>> =>
+      Effect.suspend(() => {
+        if (syncRequest !== undefined) return Effect.succeedNone
+        rearmWake()
+        return Effect.raceFirst(
+          Effect.map(Fiber.join(fiber), Option.some),
+          Effect.flatMap(Deferred.await(wake), () =>
+            syncRequest !== undefined ? Effect.succeedNone : awaitAttempt(fiber)
+          )
+        )
+      })
+
+    const takeSyncRequest = (): SyncRequest | undefined => {
+      const request = syncRequest
+      syncRequest = undefined
+      if (request !== undefined) syncInFlight = request
+      return request
+    }
+
+    const randomUnit = Random.next
+
+    const refreshDelay = (token: Token.Token, usableUntil: number, now: number): Effect.Effect<number> => {
+      const expires = expiresAtMillis(token)
+      if (expires === Infinity) return Effect.succeed(veryLongMillis)
+      return Effect.map(opts.jitter > 0 ? randomUnit : Effect.succeed(0), (u) => {
+        let delay = Math.min(
+          (expires - now) * opts.lifetimeSafeFraction,
+          usableUntil - now - 2 * lastLatencyMillis
+        )
+        delay = delay * (1 - opts.jitter * u)
+        if (unchanged > 0) delay = Math.max(delay, backoffMillis(opts, unchanged, false))
+        return Math.min(Math.max(delay, opts.initialRetryMillis), veryLongMillis)
+      })
+    }
+
+    const retryDelay = (error: RenewalError): Effect.Effect<number> => {
+      const permanent = isTokenSourceError(error.cause) && !error.cause.isRetryable
+      const base = backoffMillis(opts, failures, permanent)
+      return Effect.map(opts.jitter > 0 ? randomUnit : Effect.succeed(0.5), (u) =>
+        Math.min(
+          Math.max(base * (1 + opts.jitter * (2 * u - 1)), opts.initialRetryMillis),
+          opts.maxRetryMillis
+        )
+      )
+    }
+
+    const usableUntilOf = (token: Token.Token, now: number): number => {
+      const expires = expiresAtMillis(token)
+      if (expires === Infinity) return Infinity
+      return expires - Math.min(opts.expiryMarginMillis, (expires - now) / 10)
+    }
+
+    const settle = (
+      exit: Exit.Exit<Token.Token, RenewalError>,
+      now: number,
+      sync: SyncRequest | undefined
+    ): Effect.Effect<Wait> =>
+      Effect.gen(function* () {
+        syncInFlight = undefined
+        let result: Exit.Exit<Token.Token, RenewalError> = exit
+        if (Exit.isSuccess(exit)) {
+          const reason = invalidReason(exit.value, now)
+          if (reason !== undefined)
+            result = Exit.fail(new RenewalError({ reason: "InvalidToken", detail: reason }))
+        }
+        if (Exit.isSuccess(result)) {
+          const token = result.value
+          const previous = (yield* getState).token
+          unchanged = previous !== undefined && Equal.equals(previous, token) ? unchanged + 1 : 0
+          const usableUntil = usableUntilOf(token, now)
+          yield* SubscriptionRef.set(cache, {
+            token,
+            usableUntil,
+            hit: Effect.succeed(token),
+            invalidated: false,
+            stopped: false
+          })
+          failures = 0
+          lastFailure = undefined
+          renewalPending = false
+          const done = Exit.succeed(token)
+          Deferred.unsafeDone(nextToken, done)
+          Deferred.unsafeDone(nextAttempt, done)
+          if (sync !== undefined) Deferred.unsafeDone(sync.deferred, done)
+          nextToken = newDeferred()
+          nextAttempt = newDeferred()
+          const delay = yield* refreshDelay(token, usableUntil, now)
+          yield* Effect.logDebug("RenewableBearer: token renewed").pipe(
+            Effect.annotateLogs({
+              "bearer.expiresInMillis":
+                expiresAtMillis(token) === Infinity ? "never" : expiresAtMillis(token) - now,
+              "bearer.nextRefreshInMillis": delay,
+              "bearer.unchanged": unchanged
+            })
+          )
+          return { _tag: "Refresh", millis: delay } as const
+        }
+        const error = Cause.failureOption(result.cause).pipe(
+          Option.getOrElse(() => toRenewalError(result.cause))
+        ) as RenewalError
+        failures += 1
+        lastFailure = error
+        const done = Exit.fail(error)
+        Deferred.unsafeDone(nextAttempt, done)
+        if (sync !== undefined) Deferred.unsafeDone(sync.deferred, done)
+        nextAttempt = newDeferred()
+        const delay = yield* retryDelay(error)
+        yield* Effect.logWarning(`RenewableBearer: ${error.message}`).pipe(
+          Effect.annotateLogs({
+            "bearer.reason": error.reason,
+            "bearer.consecutiveFailures": failures,
+            "bearer.retryInMillis": delay
+          })
+        )
+        return { _tag: "Backoff", millis: delay } as const
+      })
+
+    const attemptCycle: Effect.Effect<Wait> = Effect.gen(function* () {
+      let sync = takeSyncRequest()
+      attempts += 1
+      const attempt = attempts
+      const started = yield* Clock.currentTimeMillis
+      let exit: Exit.Exit<Token.Token, RenewalError>
+      while (true) {
+        const fiber = yield* Effect.fork(
+          attemptOnce(sync?.timeoutMillis ?? opts.refreshRequestMillis, attempt)
+        )
+        if (sync !== undefined) {
+          exit = yield* Fiber.join(fiber)
+          break
+        }
+        const outcome = yield* awaitAttempt(fiber)
+        if (Option.isSome(outcome)) {
+          exit = outcome.value
+          break
+        }
+        // A synchronous request abandons the background attempt and runs its own.
+        yield* Fiber.interrupt(fiber)
+        sync = takeSyncRequest()
+      }
+      const now = yield* Clock.currentTimeMillis
+      lastLatencyMillis = now - started
+      return yield* settle(exit, now, sync)
+    })
+
+    const sleepUnlessWoken = (millis: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (renewalPending || syncRequest !== undefined) return Effect.void
+        rearmWake()
+        return Effect.raceFirst(sleepMillis(millis), Deferred.await(wake))
+      })
+
+    const loop: Effect.Effect<never> = Effect.gen(function* () {
+      yield* Deferred.await(startLatch)
+      let wait: Wait = { _tag: "Now" }
+      while (true) {
+        if (wait._tag === "Refresh") yield* sleepUnlessWoken(wait.millis)
+        else if (wait._tag === "Backoff") yield* sleepMillis(wait.millis)
+        wait = yield* attemptCycle
+      }
+    })
+
+    const loopFiber = yield* Effect.forkScoped(Effect.interruptible(loop))
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        stopped = true
+        yield* SubscriptionRef.set(cache, stoppedState)
+        yield* Fiber.interrupt(loopFiber)
+        const done = Exit.fail(stoppedError)
+        Deferred.unsafeDone(nextToken, done)
+        Deferred.unsafeDone(nextAttempt, done)
+        if (syncRequest !== undefined) Deferred.unsafeDone(syncRequest.deferred, done)
+        if (syncInFlight !== undefined) Deferred.unsafeDone(syncInFlight.deferred, done)
+        syncRequest = syncInFlight = undefined
+        yield* Effect.logDebug("RenewableBearer: stopped")
+      })
+    )
+
+    if (opts.eager) start()
+
+    // ---- the callers' side ---------------------------------------------------------------------------
+
+    const timeoutError = () =>
+      new RenewalError({
+        reason: "Timeout",
+        detail:
+          lastFailure === undefined
+            ? "no attempt has failed yet"
+            : `the last attempt failed: ${lastFailure.message}`,
+        cause: lastFailure?.cause
+      })
+
+    const invalidFetchOptions = (detail: string) =>
+      Effect.fail(new RenewalError({ reason: "InvalidOptions", detail }))
+
+    const withTimeout = (
+      wait: Effect.Effect<Token.Token, FetchError>,
+      options: FetchOptions | undefined
+    ): Effect.Effect<Token.Token, FetchError> => {
+      if (options?.timeout === undefined) return wait
+      const millis = decodeMillis(options.timeout)
+      if (typeof millis === "string") return invalidFetchOptions(`timeout: ${millis}`)
+      return Effect.timeoutFail(wait, { duration: millis, onTimeout: timeoutError })
+    }
+
+    const requestRenewalNow = (invalidate: boolean): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (stopped) return Effect.void
+        start()
+        renewalPending = true
+        signal()
+        return invalidate
+          ? SubscriptionRef.update(cache, (s) =>
+              s.token === undefined || s.stopped ? s : { ...s, usableUntil: -Infinity, invalidated: true }
+            )
+          : Effect.void
+      })
+
+    const synchronousFetch = (options: FetchOptions): Effect.Effect<Token.Token, FetchError> => {
+      const pending = syncInFlight ?? syncRequest
+      if (pending !== undefined) return Deferred.await(pending.deferred)
+      let timeoutMillis = opts.refreshRequestMillis
+      if (options.renewRequestTimeout !== undefined) {
+        const decoded = decodeMillis(options.renewRequestTimeout)
+        if (typeof decoded === "string") return invalidFetchOptions(`renewRequestTimeout: ${decoded}`)
+        timeoutMillis = decoded
+      }
+      const request: SyncRequest = { timeoutMillis, deferred: newDeferred() }
+      syncRequest = request
+      renewalPending = true
+      start()
+      signal()
+      return Deferred.await(request.deferred)
+    }
+
+    const slowFetch = (options: FetchOptions | undefined): Effect.Effect<Token.Token, FetchError> =>
+      Effect.clockWith((clock) =>
+        Effect.flatMap(getState, (state) =>
+          Effect.suspend(() => {
+            if (stopped || state.stopped) return failStopped
+            const renewRequired = options?.renewRequired === true
+            if (!renewRequired && clock.unsafeCurrentTimeMillis() < state.usableUntil) return state.hit
+            if (options?.synchronous === true) return withTimeout(synchronousFetch(options), options)
+            start()
+            renewalPending = true
+            signal()
+            const wait: Effect.Effect<Token.Token, FetchError> =
+              options?.reportError === true ? Deferred.await(nextAttempt) : Deferred.await(nextToken)
+            return withTimeout(wait, options)
+          })
+        )
+      )
+
+    // The hot path: one clock read, one Ref read, one comparison, and a prebuilt effect.
+    const fetchCached: Effect.Effect<Token.Token, FetchError> = Effect.clockWith((clock) =>
+      Effect.flatMap(getState, (state) =>
+        clock.unsafeCurrentTimeMillis() < state.usableUntil ? state.hit : slowFetch(undefined)
+      )
+    )
+
+    const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
+      options === undefined
+        ? fetchCached
+        : options.renewRequired === true
+          ? slowFetch(options)
+          : Effect.clockWith((clock) =>
+              Effect.flatMap(getState, (state) =>
+                clock.unsafeCurrentTimeMillis() < state.usableUntil ? state.hit : slowFetch(options)
+              )
+            )
+
+    const invalidate = (token: Token.Token): Effect.Effect<boolean> =>
+      Effect.flatMap(getState, (state) => {
+        if (stopped || state.invalidated || state.token === undefined || !Equal.equals(state.token, token))
+          return Effect.succeed(false)
+        return Effect.as(requestRenewalNow(true), true)
+      })
+
+    const current = Effect.clockWith((clock) =>
+      Effect.map(getState, (state) =>
+        clock.unsafeCurrentTimeMillis() < state.usableUntil ? Option.fromNullable(state.token) : Option.none()
+      )
+    )
+
+    const isRenewalRequired = Effect.clockWith((clock) =>
+      Effect.map(
+        getState,
+        (state) => renewalPending || !(clock.unsafeCurrentTimeMillis() < state.usableUntil)
+      )
+    )
+
+    const changes: Stream.Stream<Token.Token> = cache.changes.pipe(
+      Stream.takeWhile((state) => !state.stopped),
+      Stream.filterMap((state) => Option.fromNullable(state.token)),
+      Stream.changesWith((a, b) => a === b)
+    )
+
+    const bearer: RenewableBearer["Type"] = RenewableBearer.of({
+      fetch,
+      receiver: Effect.suspend(() => receiver.make({ fetch, invalidate, maxRetries: opts.maxRetries })),
+      requestRenewal: (options) => requestRenewalNow(options?.invalidate === true),
+      invalidate,
+      isRenewalRequired,
+      current,
+      changes
+    })
+    return bearer
+  })
+
+/** @internal */
+export const layer = (options?: Options): Layer.Layer<RenewableBearer, InvalidOptionsError, TokenSource> =>
+  Layer.scoped(RenewableBearer, make(options))
+
+/** @internal */
+export const layerConfig = (config: Config.Config.Wrap<Options>) =>
+  Layer.scoped(RenewableBearer, Effect.flatMap(Config.unwrap(config), make))
+
+/** @internal */
+export const layerDefault: Layer.Layer<RenewableBearer, never, TokenSource> = Layer.orDie(layer())

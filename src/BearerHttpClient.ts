@@ -1,0 +1,157 @@
+/**
+ * An `HttpClient` that authorizes every request with the bearer's token: `Authorization: Bearer <token>`,
+ * from a fresh `Receiver` per request.
+ *
+ * On `401 Unauthorized` it asks the receiver whether the request may try again; within the receiver's retry
+ * budget (`maxRetries`, default 2 attempts) that invalidates the token, if it is still the cached one, and
+ * the request is replayed with the renewed token. Many concurrent 401s for one token cause one renewal. A
+ * request whose body cannot be sent twice (a stream) is not replayed. Other statuses pass through untouched.
+ * When the budget is spent the caller gets the last `401` response, or, with `failOnUnauthorized: true`, an
+ * `UnauthorizedError`. A token that cannot be had fails the request with the bearer's `RenewalError` or
+ * `StoppedError`.
+ *
+ * The current span gets `bearer.retried` (whether the request was replayed) and `bearer.attempts`. The token
+ * is never logged.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient, HttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { BearerHttpClient } from "effect-renewable-bearer"
+ *
+ * const program = Effect.gen(function* () {
+ *   const client = yield* BearerHttpClient.authorize(yield* HttpClient.HttpClient)
+ *   const response = yield* client.get("https://api.example.com/v1/me")
+ *   return yield* response.json
+ * }).pipe(Effect.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type { FetchError } from "./Errors.js"
+import type { FetchOptions } from "./FetchOptions.js"
+import * as internal from "./internal/bearerHttpClient.js"
+import type { RenewableBearer } from "./RenewableBearer.js"
+
+/**
+ * Options of the authorized client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Fail with `UnauthorizedError` instead of returning the last `401` response. Default `false`. */
+  readonly failOnUnauthorized?: boolean | undefined
+  /** Options of every token fetch and retry decision (a `timeout`, a `maxRetries` budget, …). */
+  readonly fetchOptions?: FetchOptions | undefined
+}
+
+/**
+ * The request was still `401 Unauthorized` when the retry budget was spent (or its body could not be
+ * replayed). `request` is the request as the caller made it, without the `Authorization` header; `response`
+ * is the last `401`, whose body the caller may still read.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnauthorizedError extends Data.TaggedError("UnauthorizedError")<{
+  readonly request: HttpClientRequest.HttpClientRequest
+  readonly response: HttpClientResponse.HttpClientResponse
+  /** How many times the request was sent. */
+  readonly attempts: number
+  /** Whether the request's body could have been sent again. */
+  readonly replayable: boolean
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const times = this.attempts === 1 ? "1 attempt" : `${this.attempts} attempts`
+    const why = this.replayable ? "" : " (its body cannot be replayed)"
+    return `${this.request.method} ${this.request.url} was answered 401 Unauthorized after ${times}${why}`
+  }
+}
+
+/**
+ * Authorizes a client with the given bearer. Fails with `UnauthorizedError` instead of returning a `401`
+ * when `failOnUnauthorized` is `true`.
+ *
+ * @example
+ * ```ts
+ * import { HttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { BearerHttpClient, RenewableBearer } from "effect-renewable-bearer"
+ *
+ * const makeClient = Effect.gen(function* () {
+ *   const bearer = yield* RenewableBearer.RenewableBearer
+ *   const client = yield* HttpClient.HttpClient
+ *   return client.pipe(BearerHttpClient.withBearer(bearer, { failOnUnauthorized: true }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withBearer: {
+  (
+    bearer: RenewableBearer["Type"],
+    options: Options & { readonly failOnUnauthorized: true }
+  ): <E, R>(
+    self: HttpClient.HttpClient.With<E, R>
+  ) => HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
+  (
+    bearer: RenewableBearer["Type"],
+    options?: Options
+  ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | FetchError, R>
+} = internal.withBearer as any
+
+/**
+ * Authorizes a client with the `RenewableBearer` from context (see `withBearer`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const authorize: {
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    options: Options & { readonly failOnUnauthorized: true }
+  ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, RenewableBearer>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    options?: Options
+  ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError, R>, never, RenewableBearer>
+} = internal.authorize as any
+
+/**
+ * Replaces the `HttpClient` in context with an authorized one. An `HttpClient` can only fail with
+ * `HttpClientError`, so here a `RenewalError` or `StoppedError` becomes a `RequestError` (reason
+ * `Transport`) and an `UnauthorizedError` a `ResponseError` (reason `StatusCode`), each with the original
+ * error as `cause`. Use `authorize` to keep them apart in the error channel.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer } from "effect"
+ * import { BearerHttpClient, EnvTokenSource, RenewableBearer } from "effect-renewable-bearer"
+ *
+ * const HttpLive = BearerHttpClient.layer().pipe(
+ *   Layer.provide(RenewableBearer.RenewableBearerLive),
+ *   Layer.provide(EnvTokenSource.layer("API_TOKEN")),
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * ```
+ *
+ * Note: the token source must not use the authorized client (provide the plain client to it, as above).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: (
+  options?: Options
+) => Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | RenewableBearer> = internal.layer

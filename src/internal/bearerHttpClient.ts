@@ -1,0 +1,147 @@
+import type * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as BearerHttpClient from "../BearerHttpClient.js"
+import { UnauthorizedError } from "../BearerHttpClient.js"
+import type { FetchError } from "../Errors.js"
+import { RenewableBearer } from "../RenewableBearer.js"
+
+/**
+ * Whether a body can be sent twice. A stream (or a raw body that is a stream) is consumed by the first
+ * attempt; bytes, text, form data and blobs are not.
+ *
+ * @internal
+ */
+export const isReplayable = (body: HttpBody.HttpBody): boolean => {
+  switch (body._tag) {
+    case "Empty":
+    case "Uint8Array":
+    case "FormData":
+      return true
+    case "Stream":
+      return false
+    case "Raw":
+      return (
+        typeof body.body === "string" ||
+        body.body instanceof Uint8Array ||
+        body.body instanceof ArrayBuffer ||
+        body.body instanceof URLSearchParams ||
+        (typeof Blob !== "undefined" && body.body instanceof Blob)
+      )
+  }
+}
+
+/** Lets the connection of a response we drop go back to the pool. */
+const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
+  response.arrayBuffer.pipe(Effect.timeout("5 seconds"), Effect.ignore)
+
+/** @internal */
+export const withBearer =
+  (bearer: RenewableBearer["Type"], options?: BearerHttpClient.Options) =>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>
+  ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R> => {
+    const fetchOptions = options?.fetchOptions
+    const failOnUnauthorized = options?.failOnUnauthorized === true
+    const execute = (
+      request: HttpClientRequest.HttpClientRequest
+    ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | FetchError | UnauthorizedError, R> =>
+      Effect.gen(function* () {
+        const receiver = yield* bearer.receiver
+        const replayable = isReplayable(request.body)
+        let attempts = 0
+        while (true) {
+          const token = yield* fetchOptions === undefined ? receiver.fetch : receiver.fetchWith(fetchOptions)
+          attempts++
+          const response = yield* self.execute(HttpClientRequest.bearerToken(request, token.value))
+          if (response.status === 401) {
+            // Within the budget this invalidates the token (if it is still the cached one), so the next
+            // fetch, of this request or of any other, waits for a renewed token.
+            const again = (yield* receiver.canRetry(response, fetchOptions)) && replayable
+            if (again) {
+              yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
+                Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
+              )
+              yield* discard(response)
+              continue
+            }
+            yield* annotate(attempts)
+            if (failOnUnauthorized) {
+              return yield* new UnauthorizedError({ request, response, attempts, replayable })
+            }
+            return response
+          }
+          yield* annotate(attempts)
+          return response
+        }
+      })
+    return HttpClient.makeWith<never, never, E | FetchError | UnauthorizedError, R>(
+      (effect) => Effect.flatMap(effect, execute),
+      Effect.succeed
+    )
+  }
+
+const annotate = (attempts: number): Effect.Effect<void> =>
+  Effect.annotateCurrentSpan({ "bearer.retried": attempts > 1, "bearer.attempts": attempts })
+
+/** @internal */
+export const authorize = <E, R>(
+  self: HttpClient.HttpClient.With<E, R>,
+  options?: BearerHttpClient.Options
+): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, RenewableBearer> =>
+  Effect.map(RenewableBearer, (bearer) => withBearer(bearer, options)(self))
+
+/**
+ * Folds the bearer's errors into `HttpClientError`, so the authorized client can stand in for `HttpClient`.
+ *
+ * @internal
+ */
+export const toHttpClientError = (
+  request: HttpClientRequest.HttpClientRequest,
+  error: HttpClientError.HttpClientError | FetchError | UnauthorizedError
+): HttpClientError.HttpClientError => {
+  switch (error._tag) {
+    case "RequestError":
+    case "ResponseError":
+      return error
+    case "UnauthorizedError":
+      return new HttpClientError.ResponseError({
+        request,
+        response: error.response,
+        reason: "StatusCode",
+        description: error.message,
+        cause: error
+      })
+    case "RenewalError":
+    case "StoppedError":
+      return new HttpClientError.RequestError({
+        request,
+        reason: "Transport",
+        description: error.message,
+        cause: error
+      })
+  }
+}
+
+/** @internal */
+export const layer = (
+  options?: BearerHttpClient.Options
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | RenewableBearer> =>
+  Layer.effect(
+    HttpClient.HttpClient,
+    Effect.gen(function* () {
+      const client = yield* HttpClient.HttpClient
+      const authorized = yield* authorize(client, options)
+      return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+        (effect) =>
+          Effect.flatMap(effect, (request) =>
+            Effect.mapError(authorized.execute(request), (error) => toHttpClientError(request, error))
+          ),
+        Effect.succeed
+      )
+    })
+  )

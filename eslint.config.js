@@ -12,7 +12,8 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-namespace": "off",
       "@typescript-eslint/no-empty-object-type": "off",
-      "require-yield": "off"
+      "require-yield": "off",
+      "prefer-rest-params": "off"
     }
   }
 )

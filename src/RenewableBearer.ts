@@ -100,8 +100,9 @@ export interface Options {
   readonly jitter?: number | undefined
   /**
    * Treat a token as expired this much before its expiration, against clock skew between this machine and
-   * the server. Capped at a tenth of the token's lifetime when received, so a fresh token is never counted
-   * as expired. Default 10 seconds.
+   * the server. Capped at half of the part of the lifetime after the refresh point,
+   * `(1 - lifetimeSafeFraction) / 2` of the lifetime when received, so a fresh token is never counted as
+   * expired and a token whose refresh fails is still served for a while. Default 10 seconds.
    */
   readonly expiryMargin?: Duration.DurationInput | undefined
   /** Start fetching when the layer is built instead of on the first fetch. Default `false`. */

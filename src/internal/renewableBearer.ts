@@ -211,7 +211,11 @@ export const make = (
     const usableUntilOf = (token: Token.Token, now: number): number => {
       const expires = expiresAtMillis(token)
       if (expires === Infinity) return Infinity
-      return expires - Math.min(opts.expiryMarginMillis, (expires - now) / 10)
+      // The margin never takes more than half of the lifetime's unsafe part, so a fresh token is never
+      // counted as expired and a refresh at `lifetimeSafeFraction` still leaves a window to serve it.
+      return (
+        expires - Math.min(opts.expiryMarginMillis, ((expires - now) * (1 - opts.lifetimeSafeFraction)) / 2)
+      )
     }
 
     const settle = (

@@ -1,0 +1,564 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Cause,
+  Chunk,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Random,
+  Redacted,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
+import { Errors, RenewableBearer, TestTokenSource, Token, TokenSource } from "effect-renewable-bearer"
+import { settle, setup } from "./utils/bearer.js"
+
+const HOUR = 3_600_000
+const t = TestTokenSource.token
+const value = (token: Token.Token) => Redacted.value(token.value)
+
+describe("RenewableBearer", () => {
+  describe("the background fiber (point 1)", () => {
+    it.scoped("does nothing until the first fetch", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })])
+        yield* TestClock.adjust("1 hour")
+        expect(yield* source.calls).toBe(0)
+        expect(value(yield* bearer.fetch())).toBe("t1")
+        expect(yield* source.callTimes).toEqual([HOUR])
+      })
+    )
+
+    it.scoped("starts at build with eager", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })], { eager: true })
+        yield* settle
+        expect(yield* source.calls).toBe(1)
+        expect(Option.map(yield* bearer.current, value)).toEqual(Option.some("t1"))
+      })
+    )
+
+    it.scoped("10,000 concurrent cold fetches cause exactly one source call", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour", delay: "20 millis" })])
+        const fibers = yield* Effect.forEach(Array.from({ length: 10_000 }), () =>
+          Effect.fork(bearer.fetch())
+        )
+        yield* TestClock.adjust("20 millis")
+        const tokens = yield* Fiber.joinAll(fibers)
+        expect(new Set(tokens.map(value))).toEqual(new Set(["t1"]))
+        expect(yield* source.calls).toBe(1)
+        expect(yield* source.maxInFlight).toBe(1)
+      })
+    )
+  })
+
+  describe("schedule, backoff, jitter and timeouts (point 2)", () => {
+    it.scoped("refreshes at lifetimeSafeFraction of the remaining lifetime", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour" })
+        ])
+        yield* bearer.fetch()
+        yield* TestClock.adjust(0.9 * HOUR - 1)
+        expect(yield* source.calls).toBe(1)
+        yield* TestClock.adjust(1)
+        expect(yield* source.callTimes).toEqual([0, 0.9 * HOUR])
+        expect(value(yield* bearer.fetch())).toBe("t2")
+        yield* TestClock.adjust(0.9 * HOUR)
+        expect(yield* source.callTimes).toEqual([0, 0.9 * HOUR, 1.8 * HOUR])
+      })
+    )
+
+    it.scoped("backs off 1 s, 1.5 s, 2.25 s, 3.375 s after consecutive failures", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          TestTokenSource.fail(),
+          TestTokenSource.fail(),
+          TestTokenSource.fail(),
+          TestTokenSource.fail(),
+          t("t1", { expiresIn: "1 hour" })
+        ])
+        const fiber = yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("10 seconds")
+        expect(value(yield* Fiber.join(fiber))).toBe("t1")
+        expect(yield* source.callTimes).toEqual([0, 1000, 2500, 4750, 8125])
+      })
+    )
+
+    it.scoped("caps the backoff at maxRetryTimeout", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([TestTokenSource.fail()], {
+          initialRetryTimeout: "1 second",
+          maxRetryTimeout: "3 seconds",
+          retryTimeoutExponent: 2
+        })
+        yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("12 seconds")
+        expect(yield* source.callTimes).toEqual([0, 1000, 3000, 6000, 9000, 12000])
+      })
+    )
+
+    it.scoped("a permanent failure waits the longest backoff at once", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          TestTokenSource.fail("invalid_client", { retryable: false })
+        ])
+        yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("3 minutes")
+        expect(yield* source.callTimes).toEqual([0, 60_000, 120_000, 180_000])
+      })
+    )
+
+    it.scoped("jitter spreads backoffs by ± jitter through Effect's Random", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(
+          [TestTokenSource.fail(), TestTokenSource.fail(), t("t1", { expiresIn: "1 hour" })],
+          { jitter: 0.2 }
+        ).pipe(Effect.withRandom(Random.fixed([1, 0, 0.5])))
+        yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("3 seconds")
+        // 1 s * 1.2, then 1.5 s * 0.8; the refresh then comes 0.2 * 0.5 earlier than at 90 %.
+        expect(yield* source.callTimes).toEqual([0, 1200, 2400])
+        yield* TestClock.adjust(0.9 * 0.9 * HOUR)
+        expect(yield* source.callTimes).toEqual([0, 1200, 2400, 2400 + 0.9 * 0.9 * HOUR])
+      })
+    )
+
+    it.scoped("never schedules an attempt sooner than initialRetryTimeout", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("short", { expiresIn: "500 millis" })])
+        yield* bearer.fetch()
+        yield* TestClock.adjust("999 millis")
+        expect(yield* source.calls).toBe(1)
+        yield* TestClock.adjust("1 millis")
+        expect(yield* source.callTimes).toEqual([0, 1000])
+      })
+    )
+
+    it.scoped("a caller that finds the token expired wakes the loop at once", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("short", { expiresIn: "500 millis" })])
+        yield* bearer.fetch()
+        yield* TestClock.adjust("600 millis")
+        yield* bearer.fetch()
+        expect(yield* source.callTimes).toEqual([0, 600])
+      })
+    )
+
+    it.scoped("a source that hangs is interrupted at refreshRequestTimeout and retried", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([TestTokenSource.hang, t("t1", { expiresIn: "1 hour" })])
+        const fiber = yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("5 seconds")
+        expect(yield* source.inFlight).toBe(0)
+        yield* TestClock.adjust("1 second")
+        expect(value(yield* Fiber.join(fiber))).toBe("t1")
+        expect(yield* source.callTimes).toEqual([0, 6000])
+        expect(yield* source.maxInFlight).toBe(1)
+      })
+    )
+
+    it.scoped("a token without expiration is refreshed after VeryLongTimeout", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("forever")])
+        yield* bearer.fetch()
+        yield* TestClock.adjust("3649 days")
+        expect(yield* source.calls).toBe(1)
+        yield* TestClock.adjust("1 day")
+        expect(yield* source.calls).toBe(2)
+      })
+    )
+
+    it.scoped("refreshes early enough for the latency it observed", () =>
+      Effect.gen(function* () {
+        // 200 ms tokens from a source that takes 20 ms: refresh at 180 ms would leave callers without a token.
+        const { bearer, source } = yield* setup([t("a", { expiresIn: "200 millis", delay: "20 millis" })], {
+          initialRetryTimeout: "1 millis"
+        })
+        const fiber = yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("20 millis")
+        yield* Fiber.join(fiber)
+        // Received at 20 ms, expires at 220 ms, usable until 220 - 200 * (1 - 0.9) / 2 = 210 ms. At 90 % the
+        // refresh would start at 200 ms and end at 220 ms; it starts at 20 + min(180, 190 - 2 * 20) = 170 ms.
+        yield* TestClock.adjust("149 millis")
+        expect(yield* source.callTimes).toEqual([0])
+        yield* TestClock.adjust("1 millis")
+        expect(yield* source.callTimes).toEqual([0, 170])
+      })
+    )
+  })
+
+  describe("fetch modes (point 3)", () => {
+    it.scoped("a fresh token is returned at once without arming a timer", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })])
+        yield* bearer.fetch()
+        const sleeps = Chunk.size(yield* TestClock.sleeps())
+        const token = yield* bearer.fetch({ timeout: "1 second" })
+        expect(value(token)).toBe("t1")
+        expect(Chunk.size(yield* TestClock.sleeps())).toBe(sleeps)
+        expect(yield* source.calls).toBe(1)
+      })
+    )
+
+    it.scoped("renewRequired waits for a new token", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour", delay: "100 millis" })
+        ])
+        yield* bearer.fetch()
+        const fiber = yield* Effect.fork(bearer.fetch({ renewRequired: true }))
+        yield* TestClock.adjust("100 millis")
+        expect(value(yield* Fiber.join(fiber))).toBe("t2")
+        expect(yield* source.callTimes).toEqual([0, 0])
+      })
+    )
+
+    it.scoped("synchronous abandons the attempt in flight and returns its own", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          TestTokenSource.hang,
+          t("t3", { expiresIn: "1 hour", delay: "10 millis" })
+        ])
+        yield* bearer.fetch()
+        yield* TestClock.adjust("10 minutes")
+        yield* bearer.requestRenewal()
+        yield* settle
+        expect(yield* source.inFlight).toBe(1)
+        const fiber = yield* Effect.fork(bearer.fetch({ synchronous: true, renewRequired: true }))
+        yield* settle
+        yield* TestClock.adjust("10 millis")
+        expect(value(yield* Fiber.join(fiber))).toBe("t3")
+        expect(yield* source.callTimes).toEqual([0, 600_000, 600_000])
+        expect(yield* source.maxInFlight).toBe(1)
+      })
+    )
+
+    it.scoped("synchronous attempts are bounded by renewRequestTimeout and report their error", () =>
+      Effect.gen(function* () {
+        const { bearer } = yield* setup([t("t1", { expiresIn: "1 hour" }), TestTokenSource.hang])
+        yield* bearer.fetch()
+        const fiber = yield* Effect.fork(
+          bearer.fetch({ synchronous: true, renewRequired: true, renewRequestTimeout: "2 seconds" })
+        )
+        yield* TestClock.adjust("2 seconds")
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        expect(error).toBeInstanceOf(Errors.RenewalError)
+        expect(error._tag === "RenewalError" && error.reason).toBe("SourceTimeout")
+      })
+    )
+
+    it.scoped("concurrent synchronous requests share one attempt", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour", delay: "50 millis" })
+        ])
+        yield* bearer.fetch()
+        const fibers = yield* Effect.forEach(Array.from({ length: 100 }), () =>
+          Effect.fork(bearer.fetch({ synchronous: true, renewRequired: true }))
+        )
+        yield* TestClock.adjust("50 millis")
+        const tokens = yield* Fiber.joinAll(fibers)
+        expect(new Set(tokens.map(value))).toEqual(new Set(["t2"]))
+        expect(yield* source.calls).toBe(2)
+      })
+    )
+
+    it.scoped("reportError surfaces the next attempt's error; the default waits through it", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          TestTokenSource.fail("boom"),
+          TestTokenSource.fail("boom"),
+          t("t4", { expiresIn: "1 hour" })
+        ])
+        yield* bearer.fetch()
+        const reporting = yield* Effect.fork(bearer.fetch({ renewRequired: true, reportError: true }))
+        const waiting = yield* Effect.fork(bearer.fetch({ renewRequired: true }))
+        yield* settle
+        const error = yield* Effect.flip(Fiber.join(reporting))
+        expect(error._tag === "RenewalError" && error.reason).toBe("SourceError")
+        expect(error._tag === "RenewalError" && Errors.isTokenSourceError(error.cause)).toBe(true)
+        yield* TestClock.adjust("2500 millis")
+        expect(value(yield* Fiber.join(waiting))).toBe("t4")
+        expect(yield* source.callTimes).toEqual([0, 0, 1000, 2500])
+      })
+    )
+
+    it.scoped("a caller's timeout ends its own wait only", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour", delay: "3 seconds" })])
+        const impatient = yield* Effect.fork(bearer.fetch({ timeout: "1 second" }))
+        const patient = yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust("1 second")
+        const error = yield* Effect.flip(Fiber.join(impatient))
+        expect(error._tag === "RenewalError" && error.reason).toBe("Timeout")
+        yield* TestClock.adjust("2 seconds")
+        expect(value(yield* Fiber.join(patient))).toBe("t1")
+        expect(yield* source.calls).toBe(1)
+      })
+    )
+
+    it.scoped("malformed fetch options fail with a clear error", () =>
+      Effect.gen(function* () {
+        const { bearer } = yield* setup([t("t1", { expiresIn: "1 hour" })])
+        const error = yield* Effect.flip(bearer.fetch({ timeout: -5 }))
+        expect(error._tag === "RenewalError" && error.reason).toBe("InvalidOptions")
+        expect(error.message).toContain("timeout")
+      })
+    )
+  })
+
+  describe("never an expired token, never an evicted valid one (point 4)", () => {
+    it.scoped("serves the still-valid token while refresh fails, then waits and reports the last error", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "100 seconds" }),
+          TestTokenSource.fail("down")
+        ])
+        yield* bearer.fetch()
+        yield* TestClock.adjust("94 seconds")
+        expect(yield* source.calls).toBeGreaterThan(2)
+        expect(value(yield* bearer.fetch())).toBe("t1")
+        // usable until 100 s less min(10 s margin, 5 % of the lifetime) = 95 s
+        yield* TestClock.adjust("1 second")
+        expect(yield* bearer.current).toEqual(Option.none())
+        const fiber = yield* Effect.fork(bearer.fetch({ timeout: "500 millis" }))
+        yield* TestClock.adjust("500 millis")
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        expect(error._tag === "RenewalError" && error.reason).toBe("Timeout")
+        expect(error._tag === "RenewalError" && Errors.isTokenSourceError(error.cause)).toBe(true)
+        expect(error.message).toContain("down")
+      })
+    )
+  })
+
+  describe("a bad source never kills the loop (point 5)", () => {
+    it.scoped(
+      "defects, empty tokens, expired tokens and invalid expirations are rejected, and the loop goes on",
+      () =>
+        Effect.gen(function* () {
+          const { bearer, source } = yield* setup([
+            TestTokenSource.die(new Error("kaboom")),
+            t(""),
+            t("stale", { expiresAt: 0 }),
+            t("nan", { expiresAt: NaN }),
+            t("far", { expiresAt: 8.64e15 + 1 }),
+            t("good", { expiresIn: "1 hour" })
+          ])
+          const reasons: Array<string> = []
+          // One waiter per attempt; the attempts come at 0, 1 s, 2.5 s, 4.75 s and 8.125 s.
+          for (const wait of [0, 1000, 1500, 2250, 3375]) {
+            const fiber = yield* Effect.fork(bearer.fetch({ renewRequired: true, reportError: true }))
+            yield* TestClock.adjust(wait)
+            const error = yield* Effect.flip(Fiber.join(fiber))
+            reasons.push(
+              error._tag === "RenewalError" ? `${error.reason}: ${error.detail ?? ""}` : error._tag
+            )
+          }
+          expect(reasons).toEqual([
+            "SourceDefect: ",
+            "InvalidToken: the token value is empty",
+            "InvalidToken: the token is already expired",
+            "InvalidToken: the expiration is not a valid time",
+            "InvalidToken: the expiration is outside the range of dates (beyond year 275760)"
+          ])
+          expect(yield* bearer.current).toEqual(Option.none())
+          const fiber = yield* Effect.fork(bearer.fetch())
+          yield* TestClock.adjust(5062.5)
+          expect(value(yield* Fiber.join(fiber))).toBe("good")
+          expect(yield* source.calls).toBe(6)
+        })
+    )
+  })
+
+  describe("requestRenewal, invalidate, current, changes", () => {
+    it.scoped("invalidate acts only on the cached token, once", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour", delay: "10 millis" })
+        ])
+        const t1 = yield* bearer.fetch()
+        expect(yield* bearer.invalidate(Token.make("other"))).toBe(false)
+        expect(yield* bearer.invalidate(t1)).toBe(true)
+        expect(yield* bearer.invalidate(t1)).toBe(false)
+        expect(yield* bearer.isRenewalRequired).toBe(true)
+        expect(yield* bearer.current).toEqual(Option.none())
+        yield* TestClock.adjust("10 millis")
+        expect(Option.map(yield* bearer.current, value)).toEqual(Option.some("t2"))
+        expect(yield* bearer.isRenewalRequired).toBe(false)
+        expect(yield* bearer.invalidate(t1)).toBe(false)
+        expect(yield* source.calls).toBe(2)
+      })
+    )
+
+    it.scoped("requestRenewal without invalidation keeps serving the cached token", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour", delay: "10 millis" })
+        ])
+        yield* bearer.fetch()
+        yield* bearer.requestRenewal()
+        expect(yield* bearer.isRenewalRequired).toBe(true)
+        expect(value(yield* bearer.fetch())).toBe("t1")
+        yield* TestClock.adjust("10 millis")
+        expect(value(yield* bearer.fetch())).toBe("t2")
+        expect(yield* source.calls).toBe(2)
+      })
+    )
+
+    it.scoped("changes streams each new token", () =>
+      Effect.gen(function* () {
+        const { bearer } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour" }),
+          t("t3", { expiresIn: "1 hour" })
+        ])
+        yield* bearer.fetch()
+        const collected = yield* Effect.fork(Stream.runCollect(Stream.take(bearer.changes, 3)))
+        yield* settle
+        yield* TestClock.adjust(0.9 * HOUR)
+        yield* TestClock.adjust(0.9 * HOUR)
+        expect(Chunk.toArray(yield* Fiber.join(collected)).map(value)).toEqual(["t1", "t2", "t3"])
+      })
+    )
+  })
+
+  describe("the same token again (failure mode 5)", () => {
+    it.scoped("a source that returns the same token does not cause a refresh storm", () =>
+      Effect.gen(function* () {
+        // A token that expires at 100 s, returned again and again. Each repeat counts like a failure: the next
+        // attempt waits at least the backoff for that many repeats (1 s, 1.5 s, ...), not 90 % of a remainder
+        // that shrinks to nothing.
+        const { bearer, source } = yield* setup([t("same", { expiresAt: 100_000 })], {
+          expiryMargin: 0,
+          initialRetryTimeout: "100 millis"
+        })
+        yield* bearer.fetch()
+        yield* TestClock.adjust("100 seconds")
+        // 90 % rule alone: 90, 99, 99.9, 99.99 s, ... every 100 ms from there. With the rule: 90 s; 99 s (9 s
+        // beats the 100 ms backoff); then max(0.9 s, 150 ms) = 99.9 s; then max(90 ms, 225 ms) = 100.125 s.
+        expect(yield* source.callTimes).toEqual([0, 90_000, 99_000, 99_900])
+        yield* TestClock.adjust("125 millis")
+        expect(yield* source.callTimes).toEqual([0, 90_000, 99_000, 99_900, 100_125])
+      })
+    )
+  })
+
+  describe("shutdown (point 7)", () => {
+    it.effect("closing the scope interrupts the attempt, releases waiters and stops for good", () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const { bearer, source } = yield* setup([TestTokenSource.hang]).pipe(Scope.extend(scope))
+        const waiter = yield* Effect.fork(bearer.fetch())
+        yield* settle
+        expect(yield* source.inFlight).toBe(1)
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* source.inFlight).toBe(0)
+        expect(yield* Effect.flip(Fiber.join(waiter))).toBeInstanceOf(Errors.StoppedError)
+        const after = yield* Effect.flip(bearer.fetch())
+        expect(after.message).toBe("Renewal is stopped.")
+        yield* bearer.requestRenewal({ invalidate: true })
+        expect(yield* Effect.flip(bearer.fetch({ synchronous: true }))).toBeInstanceOf(Errors.StoppedError)
+        yield* TestClock.adjust("1 day")
+        expect(yield* source.calls).toBe(1)
+      })
+    )
+
+    it.effect("closing during a backoff sleep leaves no timer behind", () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const { bearer, source } = yield* setup([TestTokenSource.fail()]).pipe(Scope.extend(scope))
+        const waiter = yield* Effect.fork(bearer.fetch({ timeout: "1 minute" }))
+        yield* TestClock.adjust("500 millis")
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* Effect.flip(Fiber.join(waiter))).toBeInstanceOf(Errors.StoppedError)
+        yield* TestClock.adjust("1 hour")
+        expect(yield* source.calls).toBe(1)
+      })
+    )
+
+    it.scoped("a waiter that is interrupted disturbs no one else", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour", delay: "1 second" })])
+        const leaving = yield* Effect.fork(bearer.fetch())
+        const staying = yield* Effect.fork(bearer.fetch())
+        yield* settle
+        yield* Fiber.interrupt(leaving)
+        yield* TestClock.adjust("1 second")
+        expect(value(yield* Fiber.join(staying))).toBe("t1")
+        expect(yield* source.calls).toBe(1)
+      })
+    )
+
+    it.live("closing the scope leaves no timer to keep the process alive", () =>
+      Effect.gen(function* () {
+        const timers = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length
+        const before = timers()
+        const scope = yield* Scope.make()
+        const { bearer } = yield* setup([t("t1", { expiresIn: "1 hour" })]).pipe(Scope.extend(scope))
+        yield* bearer.fetch()
+        yield* Effect.yieldNow()
+        expect(timers()).toBeGreaterThan(before)
+        yield* Scope.close(scope, Exit.void)
+        expect(timers()).toBe(before)
+      })
+    )
+
+    it.effect("a layer built, closed and built again starts afresh", () =>
+      Effect.gen(function* () {
+        const layer = RenewableBearer.layer({ jitter: 0 }).pipe(
+          Layer.provide(TokenSource.layerToken(Token.make("t", { expiresAt: HOUR })))
+        )
+        const once = Effect.flatMap(RenewableBearer.RenewableBearer, (bearer) => bearer.fetch())
+        const first = yield* Effect.scoped(Effect.provide(once, layer))
+        const second = yield* Effect.scoped(Effect.provide(once, layer))
+        expect(Token.isToken(first) && Token.isToken(second)).toBe(true)
+      })
+    )
+  })
+
+  describe("options", () => {
+    const invalid: ReadonlyArray<[RenewableBearer.Options, string]> = [
+      [{ lifetimeSafeFraction: 0 }, "lifetimeSafeFraction"],
+      [{ lifetimeSafeFraction: 1.5 }, "lifetimeSafeFraction"],
+      [{ lifetimeSafeFraction: NaN }, "lifetimeSafeFraction"],
+      [{ initialRetryTimeout: -1 }, "initialRetryTimeout"],
+      [{ refreshRequestTimeout: NaN }, "refreshRequestTimeout"],
+      [{ maxRetryTimeout: "nonsense" as never }, "maxRetryTimeout"],
+      [{ maxRetryTimeout: "1 millis" }, "maxRetryTimeout"],
+      [{ maxRetries: -1 }, "maxRetries"],
+      [{ maxRetries: 1.5 }, "maxRetries"],
+      [{ retryTimeoutExponent: 0.5 }, "retryTimeoutExponent"],
+      [{ jitter: 1 }, "jitter"],
+      [{ expiryMargin: -10 }, "expiryMargin"]
+    ]
+    for (const [options, option] of invalid) {
+      it.effect(`rejects ${JSON.stringify(options)} when the layer is built`, () =>
+        Effect.gen(function* () {
+          const exit = yield* Effect.exit(
+            Layer.build(
+              RenewableBearer.layer(options).pipe(Layer.provide(TokenSource.layerToken(Token.make("x"))))
+            ).pipe(Effect.scoped)
+          )
+          expect(Exit.isFailure(exit)).toBe(true)
+          const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+          expect(Option.map(error, (e) => e.option)).toEqual(Option.some(option))
+          expect(
+            Option.map(error, (e) => e.message.startsWith(`Invalid RenewableBearer option "${option}"`))
+          ).toEqual(Option.some(true))
+        })
+      )
+    }
+  })
+})

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, ConfigProviderPathPatch, Effect, Layer, Option, Redacted } from "effect"
+import {
+  Config,
+  ConfigProvider,
+  ConfigProviderPathPatch,
+  Effect,
+  HashSet,
+  Layer,
+  Option,
+  Redacted
+} from "effect"
 import { RenewableBearer, TokenSource } from "effect-renewable-bearer"
 import * as EnvTokenSource from "../src/EnvTokenSource.js"
 
@@ -28,7 +37,7 @@ describe("EnvTokenSource", () => {
         ConfigProvider.makeFlat({
           load: (path, primitive) =>
             Effect.flatMap(primitive.parse(env[path.join(".")] ?? ""), (value) => Effect.succeed([value])),
-          enumerateChildren: () => Effect.succeed(new Set<string>()),
+          enumerateChildren: () => Effect.succeed(HashSet.empty<string>()),
           patch: ConfigProviderPathPatch.empty
         })
       )

@@ -23,12 +23,12 @@
  *
  * @since 0.1.0
  */
-import type * as Config from "effect/Config"
+import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -107,6 +107,8 @@ export interface Options {
   readonly expiryMargin?: Duration.DurationInput | undefined
   /** Start fetching when the layer is built instead of on the first fetch. Default `false`. */
   readonly eager?: boolean | undefined
+  /** Names this bearer in metric labels, log annotations and span attributes. Default `"default"`. */
+  readonly name?: string | undefined
 }
 
 /**
@@ -133,8 +135,8 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer: (options?: Options) => Layer.Layer<RenewableBearer, InvalidOptionsError, TokenSource> =
-  internal.layer
+export const layer = (options?: Options): Layer.Layer<RenewableBearer, InvalidOptionsError, TokenSource> =>
+  Layer.scoped(RenewableBearer, make(options))
 
 /**
  * The bearer as a layer, its options read from `Config`.
@@ -153,10 +155,10 @@ export const layer: (options?: Options) => Layer.Layer<RenewableBearer, InvalidO
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: (
+export const layerConfig = (
   config: Config.Config.Wrap<Options>
-) => Layer.Layer<RenewableBearer, InvalidOptionsError | ConfigError.ConfigError, TokenSource> =
-  internal.layerConfig
+): Layer.Layer<RenewableBearer, InvalidOptionsError | ConfigError.ConfigError, TokenSource> =>
+  Layer.scoped(RenewableBearer, Effect.flatMap(Config.unwrap(config), make))
 
 /**
  * The default bearer layer: `layer()` with the original module's defaults.
@@ -164,4 +166,4 @@ export const layerConfig: (
  * @since 0.1.0
  * @category layers
  */
-export const RenewableBearerLive: Layer.Layer<RenewableBearer, never, TokenSource> = internal.layerDefault
+export const RenewableBearerLive: Layer.Layer<RenewableBearer, never, TokenSource> = Layer.orDie(layer())

@@ -19,6 +19,13 @@ export * as Errors from "./Errors.js"
 export * as FetchOptions from "./FetchOptions.js"
 
 /**
+ * The metrics every bearer records.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.js"
+
+/**
  * Per-request receivers that count attempts and decide retries.
  *
  * @since 0.1.0

@@ -15,6 +15,7 @@ export interface ResolvedOptions {
   readonly jitter: number
   readonly expiryMarginMillis: number
   readonly eager: boolean
+  readonly name: string
 }
 
 /** @internal */
@@ -124,7 +125,8 @@ export const resolve = (options: Options = {}): Effect.Effect<ResolvedOptions, I
       refreshRequestMillis,
       jitter,
       expiryMarginMillis,
-      eager: options.eager === true
+      eager: options.eager === true,
+      name: options.name ?? "default"
     }
   })
 

@@ -16,31 +16,36 @@ export interface ReceiverHost {
 
 interface ReceiverState {
   readonly trials: number
-  readonly latest: Option.Option<Token.Token>
+  readonly latest: Token.Token | undefined
 }
 
-const initial: ReceiverState = { trials: 0, latest: Option.none() }
+const initial: ReceiverState = { trials: 0, latest: undefined }
 
 /** @internal */
 export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
   Effect.map(Ref.make(initial), (state) => {
-    const countTrial = Ref.update(state, (s) => ({ trials: s.trials + 1, latest: s.latest }))
-    const remember = (token: Token.Token) =>
-      Ref.update(state, (s) => ({ trials: s.trials, latest: Option.some(token) }))
-    const run = (fetch: Effect.Effect<Token.Token, FetchError>) =>
-      Effect.zipRight(countTrial, Effect.tap(fetch, remember))
-    const fetchDefault = run(host.fetch())
+    // One Ref update per fetch: a success records the trial and the token together, a failure the trial.
+    const countFailure = Ref.update(state, (s): ReceiverState => ({ trials: s.trials + 1, latest: s.latest }))
+    const run = (fetch: Effect.Effect<Token.Token, FetchError>): Effect.Effect<Token.Token, FetchError> =>
+      Effect.matchEffect(fetch, {
+        onFailure: (error) => Effect.zipRight(countFailure, Effect.fail(error)),
+        onSuccess: (token) =>
+          Ref.modify(state, (s): [Token.Token, ReceiverState] => [
+            token,
+            { trials: s.trials + 1, latest: token }
+          ])
+      })
     return Receiver.of({
-      fetch: fetchDefault,
+      fetch: run(host.fetch()),
       fetchWith: (options) => run(host.fetch(options)),
       canRetry: (_error, options) =>
         Effect.flatMap(Ref.get(state), (s) => {
           if (s.trials >= (options?.maxRetries ?? host.maxRetries)) return Effect.succeed(false)
-          if (options?.synchronous === true || Option.isNone(s.latest)) return Effect.succeed(true)
-          return Effect.as(host.invalidate(s.latest.value), true)
+          if (options?.synchronous === true || s.latest === undefined) return Effect.succeed(true)
+          return Effect.as(host.invalidate(s.latest), true)
         }),
       trials: Effect.map(Ref.get(state), (s) => s.trials),
-      latest: Effect.map(Ref.get(state), (s) => s.latest)
+      latest: Effect.map(Ref.get(state), (s) => Option.fromNullable(s.latest))
     })
   })
 

@@ -1,13 +1,12 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
@@ -21,6 +20,7 @@ import {
   StoppedError
 } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
+import * as Metrics from "../Metrics.js"
 import { RenewableBearer, type Options } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { TokenSource } from "../TokenSource.js"
@@ -36,6 +36,8 @@ interface CacheState {
   readonly token: Token.Token | undefined
   /** Epoch millis until which `token` is handed out: its expiration less the early-expiry margin. */
   readonly usableUntil: number
+  /** Epoch millis of the scheduled refresh; a token served after it is a stale serve. */
+  readonly refreshAt: number
   /** `Effect.succeed(token)`, built once per token so the hot path allocates nothing. */
   readonly hit: Effect.Effect<Token.Token, FetchError>
   readonly invalidated: boolean
@@ -47,6 +49,7 @@ const failStopped = Effect.fail(stoppedError)
 const emptyState: CacheState = {
   token: undefined,
   usableUntil: -Infinity,
+  refreshAt: -Infinity,
   hit: failStopped,
   invalidated: false,
   stopped: false
@@ -117,6 +120,28 @@ export const make = (
     let lastLatencyMillis = 0
     const startLatch = newDeferred<void, never>()
 
+    // Metric labels, built once: Effect caches a metric's hook per label array.
+    const labels = [MetricLabel.make("bearer", opts.name)]
+    const labelCache = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+    const labelsWith = (key: string, value: string, key2?: string, value2?: string) => {
+      const id = `${key}=${value},${key2}=${value2}`
+      let cached = labelCache.get(id)
+      if (cached === undefined) {
+        cached = [...labels, MetricLabel.make(key, value)]
+        if (key2 !== undefined && value2 !== undefined) cached = [...cached, MetricLabel.make(key2, value2)]
+        labelCache.set(id, cached)
+      }
+      return cached
+    }
+    const recordExpiry = (token: Token.Token | undefined, now: number) => {
+      const expires = token === undefined ? 0 : expiresAtMillis(token)
+      Metrics.tokenExpiryTimestamp.unsafeUpdate(expires === Infinity ? -1 : expires / 1000, labels)
+      Metrics.tokenExpiresIn.unsafeUpdate(
+        expires === Infinity ? -1 : token === undefined ? 0 : Math.max(0, (expires - now) / 1000),
+        labels
+      )
+    }
+
     let wakeSignaled = false
     const signal = () => {
       wakeSignaled = true
@@ -155,7 +180,10 @@ export const make = (
             Effect.annotateCurrentSpan({ "bearer.outcome": "failure", "bearer.reason": error.reason }),
           onSuccess: () => Effect.annotateCurrentSpan("bearer.outcome", "success")
         }),
-        Effect.withSpan("RenewableBearer.refresh", { attributes: { "bearer.attempt": attempt }, root: true }),
+        Effect.withSpan("RenewableBearer.refresh", {
+          attributes: { "bearer.name": opts.name, "bearer.attempt": attempt },
+          root: true
+        }),
         Effect.exit
       ) as Effect.Effect<Exit.Exit<Token.Token, RenewalError>>
 
@@ -236,9 +264,11 @@ export const make = (
           const previous = (yield* getState).token
           unchanged = previous !== undefined && Equal.equals(previous, token) ? unchanged + 1 : 0
           const usableUntil = usableUntilOf(token, now)
+          const delay = yield* refreshDelay(token, usableUntil, now)
           yield* SubscriptionRef.set(cache, {
             token,
             usableUntil,
+            refreshAt: now + delay,
             hit: Effect.succeed(token),
             invalidated: false,
             stopped: false
@@ -252,12 +282,19 @@ export const make = (
           if (sync !== undefined) Deferred.unsafeDone(sync.deferred, done)
           nextToken = newDeferred()
           nextAttempt = newDeferred()
-          const delay = yield* refreshDelay(token, usableUntil, now)
+          Metrics.refreshAttempts.unsafeUpdate(
+            1,
+            labelsWith("result", "success", "reason", unchanged > 0 ? "unchanged" : "renewed")
+          )
+          Metrics.refreshDuration.unsafeUpdate(lastLatencyMillis / 1000, labelsWith("result", "success"))
+          Metrics.consecutiveFailures.unsafeUpdate(0, labels)
+          recordExpiry(token, now)
           yield* Effect.logDebug("RenewableBearer: token renewed").pipe(
             Effect.annotateLogs({
               "bearer.expiresInMillis":
                 expiresAtMillis(token) === Infinity ? "never" : expiresAtMillis(token) - now,
               "bearer.nextRefreshInMillis": delay,
+              "bearer.name": opts.name,
               "bearer.unchanged": unchanged
             })
           )
@@ -273,9 +310,14 @@ export const make = (
         if (sync !== undefined) Deferred.unsafeDone(sync.deferred, done)
         nextAttempt = newDeferred()
         const delay = yield* retryDelay(error)
+        Metrics.refreshAttempts.unsafeUpdate(1, labelsWith("result", "failure", "reason", error.reason))
+        Metrics.refreshDuration.unsafeUpdate(lastLatencyMillis / 1000, labelsWith("result", "failure"))
+        Metrics.consecutiveFailures.unsafeUpdate(failures, labels)
+        recordExpiry((yield* getState).token, now)
         yield* Effect.logWarning(`RenewableBearer: ${error.message}`).pipe(
           Effect.annotateLogs({
             "bearer.reason": error.reason,
+            "bearer.name": opts.name,
             "bearer.consecutiveFailures": failures,
             "bearer.retryInMillis": delay
           })
@@ -402,29 +444,45 @@ export const make = (
       return Deferred.await(request.deferred)
     }
 
+    /** Hands out a usable cached token, counting a hit or, past the refresh point, a stale serve. */
+    const serve = (state: CacheState, now: number): Effect.Effect<Token.Token, FetchError> => {
+      if (now < state.refreshAt) Metrics.cacheHits.unsafeUpdate(1, labels)
+      else Metrics.cacheStaleServes.unsafeUpdate(1, labels)
+      return state.hit
+    }
+
+    const waitSpan = (mode: string) =>
+      Effect.withSpan("RenewableBearer.wait", {
+        attributes: { "bearer.name": opts.name, "bearer.mode": mode }
+      })
+
     const slowFetch = (options: FetchOptions | undefined): Effect.Effect<Token.Token, FetchError> =>
       Effect.clockWith((clock) =>
         Effect.flatMap(getState, (state) =>
           Effect.suspend(() => {
             if (stopped || state.stopped) return failStopped
-            const renewRequired = options?.renewRequired === true
-            if (!renewRequired && clock.unsafeCurrentTimeMillis() < state.usableUntil) return state.hit
-            if (options?.synchronous === true) return withTimeout(synchronousFetch(options), options)
+            const now = clock.unsafeCurrentTimeMillis()
+            if (options?.renewRequired !== true && now < state.usableUntil) return serve(state, now)
+            Metrics.cacheMisses.unsafeUpdate(1, labels)
+            recordExpiry(state.token, now)
+            if (options?.synchronous === true)
+              return withTimeout(synchronousFetch(options), options).pipe(waitSpan("synchronous"))
             start()
             renewalPending = true
             signal()
-            const wait: Effect.Effect<Token.Token, FetchError> =
-              options?.reportError === true ? Deferred.await(nextAttempt) : Deferred.await(nextToken)
-            return withTimeout(wait, options)
+            return options?.reportError === true
+              ? withTimeout(Deferred.await(nextAttempt), options).pipe(waitSpan("reportError"))
+              : withTimeout(Deferred.await(nextToken), options).pipe(waitSpan("asynchronous"))
           })
         )
       )
 
-    // The hot path: one clock read, one Ref read, one comparison, and a prebuilt effect.
+    // The hot path: one clock read, one Ref read, one comparison, a counter, and a prebuilt effect.
     const fetchCached: Effect.Effect<Token.Token, FetchError> = Effect.clockWith((clock) =>
-      Effect.flatMap(getState, (state) =>
-        clock.unsafeCurrentTimeMillis() < state.usableUntil ? state.hit : slowFetch(undefined)
-      )
+      Effect.flatMap(getState, (state) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        return now < state.usableUntil ? serve(state, now) : slowFetch(undefined)
+      })
     )
 
     const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
@@ -433,15 +491,19 @@ export const make = (
         : options.renewRequired === true
           ? slowFetch(options)
           : Effect.clockWith((clock) =>
-              Effect.flatMap(getState, (state) =>
-                clock.unsafeCurrentTimeMillis() < state.usableUntil ? state.hit : slowFetch(options)
-              )
+              Effect.flatMap(getState, (state) => {
+                const now = clock.unsafeCurrentTimeMillis()
+                return now < state.usableUntil ? serve(state, now) : slowFetch(options)
+              })
             )
 
     const invalidate = (token: Token.Token): Effect.Effect<boolean> =>
       Effect.flatMap(getState, (state) => {
-        if (stopped || state.invalidated || state.token === undefined || !Equal.equals(state.token, token))
+        if (stopped || state.invalidated || state.token === undefined || !Equal.equals(state.token, token)) {
+          Metrics.invalidations.unsafeUpdate(1, labelsWith("outcome", "ignored"))
           return Effect.succeed(false)
+        }
+        Metrics.invalidations.unsafeUpdate(1, labelsWith("outcome", "acted"))
         return Effect.as(requestRenewalNow(true), true)
       })
 
@@ -475,14 +537,3 @@ export const make = (
     })
     return bearer
   })
-
-/** @internal */
-export const layer = (options?: Options): Layer.Layer<RenewableBearer, InvalidOptionsError, TokenSource> =>
-  Layer.scoped(RenewableBearer, make(options))
-
-/** @internal */
-export const layerConfig = (config: Config.Config.Wrap<Options>) =>
-  Layer.scoped(RenewableBearer, Effect.flatMap(Config.unwrap(config), make))
-
-/** @internal */
-export const layerDefault: Layer.Layer<RenewableBearer, never, TokenSource> = Layer.orDie(layer())

@@ -54,20 +54,37 @@ export interface Options {
 
 /**
  * The request was still `401 Unauthorized` when the retry budget was spent (or its body could not be
- * replayed). `request` is the request as the caller made it, without the `Authorization` header; `response`
- * is the last `401`, whose body the caller may still read.
+ * replayed). `request` is the request as the caller made it, without the `Authorization` header. `response`
+ * is the last `401`, whose body the caller may still read; it is not enumerable, so that printing or
+ * serializing the error never shows the request that carried the token.
  *
  * @since 0.1.0
  * @category errors
  */
 export class UnauthorizedError extends Data.TaggedError("UnauthorizedError")<{
   readonly request: HttpClientRequest.HttpClientRequest
-  readonly response: HttpClientResponse.HttpClientResponse
   /** How many times the request was sent. */
   readonly attempts: number
   /** Whether the request's body could have been sent again. */
   readonly replayable: boolean
 }> {
+  /**
+   * The last `401` response.
+   *
+   * @since 0.1.0
+   */
+  declare readonly response: HttpClientResponse.HttpClientResponse
+
+  constructor(props: {
+    readonly request: HttpClientRequest.HttpClientRequest
+    readonly response: HttpClientResponse.HttpClientResponse
+    readonly attempts: number
+    readonly replayable: boolean
+  }) {
+    super({ request: props.request, attempts: props.attempts, replayable: props.replayable })
+    Object.defineProperty(this, "response", { value: props.response, enumerable: false })
+  }
+
   /**
    * @since 0.1.0
    */
@@ -132,7 +149,10 @@ export const authorize: {
  * Replaces the `HttpClient` in context with an authorized one. An `HttpClient` can only fail with
  * `HttpClientError`, so here a `RenewalError` or `StoppedError` becomes a `RequestError` (reason
  * `Transport`) and an `UnauthorizedError` a `ResponseError` (reason `StatusCode`), each with the original
- * error as `cause`. Use `authorize` to keep them apart in the error channel.
+ * error as `cause`. Use `authorize` to keep them apart in the error channel. Like every platform
+ * `ResponseError`, that one holds the response, whose request carries the `Authorization` header: Effect's
+ * loggers redact it, but `JSON.stringify` outside a fiber does not; prefer `authorize` with
+ * `failOnUnauthorized`, whose `UnauthorizedError` never shows it.
  *
  * @example
  * ```ts

@@ -47,7 +47,7 @@ const expectNoSecrets = (value: unknown, ...secrets: ReadonlyArray<string>) => {
   }
 }
 
-describe("OAuth2TokenSource.clientCredentials", () => {
+describe("OAuth2TokenSource.clientCredentials", { timeout: 10_000 }, () => {
   it.scoped("posts a client_credentials grant with HTTP Basic client authentication (RFC 6749 2.3.1)", () =>
     Effect.gen(function* () {
       const server = yield* tokenEndpoint(ok())
@@ -253,7 +253,7 @@ describe("OAuth2TokenSource.clientCredentials", () => {
   )
 })
 
-describe("OAuth2TokenSource.tokenExchange", () => {
+describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
   const subjectFile = Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const dir = yield* fs.makeTempDirectoryScoped()

@@ -147,6 +147,13 @@ export const make = (
       wakeSignaled = true
       Deferred.unsafeDone(wake, Exit.void)
     }
+    // A synchronous request also interrupts the wait for an attempt in flight, to abandon it.
+    let syncSignaled = false
+    let syncArrived = newDeferred<void, never>()
+    const signalSync = () => {
+      syncSignaled = true
+      Deferred.unsafeDone(syncArrived, Exit.void)
+    }
     /** Arms a new wake-up signal if the current one has fired. */
     const rearmWake = () => {
       if (wakeSignaled) {
@@ -170,6 +177,14 @@ export const make = (
           onTimeout: () =>
             new RenewalError({ reason: "SourceTimeout", detail: `no answer within ${timeoutMillis} ms` })
         }),
+        Effect.flatMap((token) =>
+          Effect.clockWith((clock) => {
+            const reason = invalidReason(token, clock.unsafeCurrentTimeMillis())
+            return reason === undefined
+              ? Effect.succeed(token)
+              : Effect.fail(new RenewalError({ reason: "InvalidToken", detail: reason }))
+          })
+        ),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause as Cause.Cause<never>)
@@ -193,12 +208,13 @@ export const make = (
     ): Effect.Effect<Option.Option<Exit.Exit<Token.Token, RenewalError>>> =>
       Effect.suspend(() => {
         if (syncRequest !== undefined) return Effect.succeedNone
-        rearmWake()
+        if (syncSignaled) {
+          syncSignaled = false
+          syncArrived = newDeferred()
+        }
         return Effect.raceFirst(
           Effect.map(Fiber.join(fiber), Option.some),
-          Effect.flatMap(Deferred.await(wake), () =>
-            syncRequest !== undefined ? Effect.succeedNone : awaitAttempt(fiber)
-          )
+          Effect.as(Deferred.await(syncArrived), Option.none())
         )
       })
 
@@ -253,14 +269,8 @@ export const make = (
     ): Effect.Effect<Wait> =>
       Effect.gen(function* () {
         syncInFlight = undefined
-        let result: Exit.Exit<Token.Token, RenewalError> = exit
         if (Exit.isSuccess(exit)) {
-          const reason = invalidReason(exit.value, now)
-          if (reason !== undefined)
-            result = Exit.fail(new RenewalError({ reason: "InvalidToken", detail: reason }))
-        }
-        if (Exit.isSuccess(result)) {
-          const token = result.value
+          const token = exit.value
           const previous = (yield* getState).token
           unchanged = previous !== undefined && Equal.equals(previous, token) ? unchanged + 1 : 0
           const usableUntil = usableUntilOf(token, now)
@@ -300,9 +310,7 @@ export const make = (
           )
           return { _tag: "Refresh", millis: delay } as const
         }
-        const error = Cause.failureOption(result.cause).pipe(
-          Option.getOrElse(() => toRenewalError(result.cause))
-        ) as RenewalError
+        const error = Option.getOrElse(Cause.failureOption(exit.cause), () => toRenewalError(exit.cause))
         failures += 1
         lastFailure = error
         const done = Exit.fail(error)
@@ -441,6 +449,7 @@ export const make = (
       renewalPending = true
       start()
       signal()
+      signalSync()
       return Deferred.await(request.deferred)
     }
 

@@ -2,6 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
   Chunk,
+  Config,
+  ConfigProvider,
+  Context,
   Effect,
   Exit,
   Fiber,
@@ -524,6 +527,46 @@ describe("RenewableBearer", () => {
         const first = yield* Effect.scoped(Effect.provide(once, layer))
         const second = yield* Effect.scoped(Effect.provide(once, layer))
         expect(Token.isToken(first) && Token.isToken(second)).toBe(true)
+      })
+    )
+  })
+
+  describe("layerConfig", () => {
+    const config = {
+      refreshRequestTimeout: Config.duration("TOKEN_REQUEST_TIMEOUT"),
+      lifetimeSafeFraction: Config.number("TOKEN_SAFE_FRACTION"),
+      jitter: Config.succeed(0)
+    }
+    const build = (env: Record<string, string>) =>
+      Layer.build(
+        RenewableBearer.layerConfig(config).pipe(
+          Layer.provideMerge(TestTokenSource.layer([TestTokenSource.hang, t("t1", { expiresIn: "1 hour" })]))
+        )
+      ).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+
+    it.scoped("reads its options from Config", () =>
+      Effect.gen(function* () {
+        const context = yield* build({ TOKEN_REQUEST_TIMEOUT: "2 seconds", TOKEN_SAFE_FRACTION: "0.5" })
+        const bearer = Context.get(context, RenewableBearer.RenewableBearer)
+        const source = Context.get(context, TestTokenSource.TestTokenSource)
+        const fiber = yield* Effect.fork(bearer.fetch())
+        // The hanging first attempt is abandoned at 2 s, the retry comes 1 s later.
+        yield* TestClock.adjust("3 seconds")
+        yield* Fiber.join(fiber)
+        yield* TestClock.adjust(0.5 * HOUR)
+        expect(yield* source.callTimes).toEqual([0, 3000, 3000 + 0.5 * HOUR])
+      })
+    )
+
+    it.effect("fails with InvalidOptionsError or ConfigError for bad settings", () =>
+      Effect.gen(function* () {
+        const invalid = yield* Effect.flip(
+          Effect.scoped(build({ TOKEN_REQUEST_TIMEOUT: "2 seconds", TOKEN_SAFE_FRACTION: "7" }))
+        )
+        expect(invalid._tag).toBe("InvalidOptionsError")
+        const missing = yield* Effect.flip(Effect.scoped(build({ TOKEN_SAFE_FRACTION: "0.5" })))
+        expect(missing._tag).not.toBe("InvalidOptionsError")
+        expect(String(missing)).toContain("TOKEN_REQUEST_TIMEOUT")
       })
     )
   })

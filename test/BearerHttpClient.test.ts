@@ -275,6 +275,26 @@ describe("BearerHttpClient", { timeout: 10_000 }, () => {
       })
   )
 
+  it.scopedLive("BearerHttpClient.layer in failing mode: a ResponseError (StatusCode) with the cause", () =>
+    Effect.gen(function* () {
+      const api = yield* protectedApi(new Set())
+      const error = yield* Effect.flatMap(HttpClient.HttpClient, (client) => client.get(`${api.url}/z`)).pipe(
+        Effect.provide(
+          BearerHttpClient.layer({ failOnUnauthorized: true }).pipe(
+            Layer.provide(RenewableBearer.layer({ jitter: 0 }).pipe(Layer.orDie)),
+            Layer.provide(TestTokenSource.layer(steps)),
+            Layer.provide(FetchHttpClient.layer)
+          )
+        ),
+        Effect.flip
+      )
+      if (error._tag !== "ResponseError") throw new Error(`expected ResponseError, got ${error._tag}`)
+      expect([error.reason, error.response.status]).toEqual(["StatusCode", 401])
+      expect((error.cause as BearerHttpClient.UnauthorizedError).attempts).toBe(2)
+      expect(yield* api.count()).toBe(2)
+    })
+  )
+
   it.scopedLive("the token never appears in logs, errors, or their renderings", () =>
     Effect.gen(function* () {
       const logs = yield* Ref.make<ReadonlyArray<string>>([])

@@ -1,8 +1,23 @@
 import { FetchHttpClient, FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, DateTime, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
-import { Token, TokenSource } from "effect-renewable-bearer"
+import {
+  Cause,
+  Config,
+  ConfigProvider,
+  Context,
+  DateTime,
+  Effect,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  TestClock
+} from "effect"
+import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+import { inspect } from "node:util"
 import * as FileTokenSource from "../src/FileTokenSource.js"
 import * as OAuth2TokenSource from "../src/OAuth2TokenSource.js"
 import { closedPort, fakeJwt, form, loopbackServer, type Recorded, type Reply } from "./utils/loopback.js"
@@ -217,6 +232,58 @@ describe("OAuth2TokenSource.clientCredentials", { timeout: 10_000 }, () => {
       for (const error of [missing, negative, notJson, mac]) expectNoSecrets(error)
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )
+
+  it.scopedLive("neither the secret nor the token appears in the bearer's logs", () => {
+    const lines: Array<string> = []
+    const logger = Logger.make(({ annotations, cause, logLevel, message }) => {
+      lines.push(
+        [logLevel.label, inspect(message, { depth: 10 }), inspect(annotations), Cause.pretty(cause)].join(" ")
+      )
+    })
+    return Effect.gen(function* () {
+      const server = yield* tokenEndpoint(
+        { status: 401, body: { error: "invalid_client", error_description: `bad secret ${SECRET}` } },
+        ok(),
+        { status: 400, body: { error: "invalid_grant", error_description: `grant for ${SECRET} revoked` } }
+      )
+      const bearer = yield* Layer.build(
+        RenewableBearer.layer({ initialRetryTimeout: "10 millis", maxRetryTimeout: "10 millis" }).pipe(
+          Layer.provide(
+            OAuth2TokenSource.layerClientCredentials({
+              tokenUrl: `${server.url}/token`,
+              clientId: "svc",
+              clientSecret: Redacted.make(SECRET)
+            })
+          ),
+          Layer.provide(FetchHttpClient.layer)
+        )
+      ).pipe(Effect.map(Context.get(RenewableBearer.RenewableBearer)))
+      const token = yield* bearer.fetch({ timeout: "5 seconds" })
+      yield* Effect.log("fetched", token)
+      yield* Effect.logDebug(token)
+      const failed = yield* Effect.flip(
+        OAuth2TokenSource.clientCredentials({
+          tokenUrl: `${server.url}/token`,
+          clientId: "svc",
+          clientSecret: Redacted.make(SECRET)
+        }).pipe(Effect.flatMap((s) => s.fetch))
+      )
+      yield* Effect.logError("token request failed", Cause.fail(failed))
+      expect(Redacted.value(token.value)).toBe(ACCESS)
+      expect(yield* server.count()).toBe(3)
+      // The capture works: the failed renewal was logged, with the (scrubbed) description.
+      expect(lines.some((line) => line.includes("bad secret <redacted>"))).toBe(true)
+      expect(lines.some((line) => line.includes("fetched"))).toBe(true)
+      expect(lines.some((line) => line.includes("grant for <redacted> revoked"))).toBe(true)
+      for (const line of lines) {
+        expect(line).not.toContain(SECRET)
+        expect(line).not.toContain(ACCESS)
+      }
+    }).pipe(
+      Effect.provide([Logger.replace(Logger.defaultLogger, logger), FetchHttpClient.layer]),
+      Logger.withMinimumLogLevel(LogLevel.All)
+    )
+  })
 
   it.scoped("layerClientCredentialsConfig reads the settings from Config, the secret redacted", () =>
     Effect.gen(function* () {

@@ -109,6 +109,11 @@ export interface Options {
   readonly eager?: boolean | undefined
   /** Names this bearer in metric labels, log annotations and span attributes. Default `"default"`. */
   readonly name?: string | undefined
+  /**
+   * The key of this bearer's token in a shared `TokenStore`, when one is in the context: name the source's
+   * configuration (token URL, client id, scope), never its secret. Default: the bearer's `name`.
+   */
+  readonly storeKey?: string | undefined
 }
 
 /**

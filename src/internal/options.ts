@@ -16,6 +16,8 @@ export interface ResolvedOptions {
   readonly expiryMarginMillis: number
   readonly eager: boolean
   readonly name: string
+  /** The key in a shared `TokenStore`: `storeKey`, or else `name`. */
+  readonly storeKey: string
 }
 
 /** @internal */
@@ -126,7 +128,8 @@ export const resolve = (options: Options = {}): Effect.Effect<ResolvedOptions, I
       jitter,
       expiryMarginMillis,
       eager: options.eager === true,
-      name: options.name ?? "default"
+      name: options.name ?? "default",
+      storeKey: options.storeKey ?? options.name ?? "default"
     }
   })
 

@@ -24,8 +24,10 @@ import * as Metrics from "../Metrics.js"
 import { RenewableBearer, type Options } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { TokenSource } from "../TokenSource.js"
+import { TokenStore } from "../TokenStore.js"
 import { backoffMillis, decodeMillis, resolve, veryLongMillis } from "./options.js"
 import * as receiver from "./receiver.js"
+import * as tokenStore from "./tokenStore.js"
 import { expiresAtMillis, invalidReason } from "./token.js"
 
 /**
@@ -100,7 +102,19 @@ export const make = (
 ): Effect.Effect<RenewableBearer["Type"], InvalidOptionsError, TokenSource | Scope.Scope> =>
   Effect.gen(function* () {
     const opts = yield* resolve(options)
-    const source = yield* TokenSource
+    // With a shared `TokenStore` in the context, the source adopts tokens other processes renewed and takes
+    // the store's refresh lock before it calls the real source (see `TokenStore.withStore`).
+    const store = yield* Effect.serviceOption(TokenStore)
+    const source = Option.isNone(store)
+      ? yield* TokenSource
+      : yield* tokenStore.withStore(yield* TokenSource, store.value, {
+          key: opts.storeKey,
+          lockTtl: opts.refreshRequestMillis / 2,
+          waitTimeout: (opts.refreshRequestMillis * 3) / 4,
+          operationTimeout: Math.min(1_000, opts.refreshRequestMillis / 5),
+          freshFraction: opts.lifetimeSafeFraction,
+          name: opts.name
+        })
     const cache = yield* SubscriptionRef.make<CacheState>(emptyState)
     const getState = cache.get
 

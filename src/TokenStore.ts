@@ -1,0 +1,176 @@
+/**
+ * A token store shared by many processes, so that a fleet of replicas asks the token endpoint for one token
+ * per lifetime instead of one per replica. The bearer consults it when a `TokenStore` is in its context:
+ * before it calls its source it adopts a token another process has already renewed, and otherwise it takes
+ * the store's refresh lock, calls the source and writes the token for the others. Without a store the bearer
+ * works exactly as before.
+ *
+ * Stores: `layerMemory` (one process, for tests), `FileTokenStore` (one machine), `RedisTokenStore` (a fleet).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RenewableBearer, TestTokenSource, TokenStore } from "effect-renewable-bearer"
+ *
+ * // Two bearers over one in-memory store share one token.
+ * const BearerLive = RenewableBearer.RenewableBearerLive.pipe(
+ *   Layer.provide(TestTokenSource.layer([TestTokenSource.token("t1", { expiresIn: "1 hour" })])),
+ *   Layer.provide(TokenStore.layerMemory)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as internal from "./internal/tokenStore.js"
+import type * as Token from "./Token.js"
+import type { TokenSource } from "./TokenSource.js"
+
+/**
+ * A token as a store holds it: the token and the instant (epoch millis, by the writer's clock) it was
+ * written, from which a reader tells how much of its lifetime is left.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredToken {
+  readonly token: Token.Token
+  readonly writtenAt: number
+}
+
+/**
+ * What a store was doing when it failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
+
+/**
+ * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).
+ * A record that cannot be decoded or decrypted is not an error: it reads as absent. The bearer never fails a
+ * request because of this error: it logs a warning and calls its source itself.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TokenStoreError extends Data.TaggedError("TokenStoreError")<{
+  readonly operation: TokenStoreOperation
+  readonly reason: "Unavailable" | "Timeout" | "Failure"
+  readonly detail?: string | undefined
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const base = `Token store ${this.operation} failed (${this.reason})`
+    return this.detail === undefined ? base : `${base}: ${this.detail}`
+  }
+}
+
+/**
+ * The store service. A key names a source's configuration (say, the token URL and client id), never a
+ * secret. Every operation may fail with `TokenStoreError`; locks expire by themselves, so a dead holder never
+ * blocks anyone for longer than the lock's `ttl`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class TokenStore extends Context.Tag("effect-renewable-bearer/TokenStore")<
+  TokenStore,
+  {
+    /** The token stored under `key`; `None` when there is none, or it cannot be decoded or decrypted. */
+    readonly get: (key: string) => Effect.Effect<Option.Option<StoredToken>, TokenStoreError>
+    /** Replaces the token stored under `key`, atomically: a reader sees the old record or the new one. */
+    readonly put: (key: string, stored: StoredToken) => Effect.Effect<void, TokenStoreError>
+    /**
+     * Takes the refresh lock of `key` for `owner` until `ttl` has passed; `false` when another owner holds a
+     * lock that has not expired.
+     */
+    readonly tryLock: (
+      key: string,
+      owner: string,
+      ttl: Duration.Duration
+    ) => Effect.Effect<boolean, TokenStoreError>
+    /** Releases the refresh lock of `key` if `owner` still holds it; otherwise does nothing. */
+    readonly unlock: (key: string, owner: string) => Effect.Effect<void, TokenStoreError>
+  }
+>() {}
+
+/**
+ * How a source shares its tokens through a store. The bearer derives every timing from its own options (see
+ * `withStore`); set them here only when wrapping a source by hand.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SharedOptions {
+  /** The store key: names the source's configuration, never its secret. */
+  readonly key: string
+  /**
+   * How long the refresh lock lives if its holder never releases it (a crashed process). Default 2.5 seconds
+   * (half of the bearer's default `refreshRequestTimeout`).
+   */
+  readonly lockTtl?: Duration.DurationInput | undefined
+  /**
+   * How long a process that finds the lock taken waits for the holder's token before it calls the source
+   * itself. Default 3.75 seconds (three quarters of the default `refreshRequestTimeout`), longer than
+   * `lockTtl`, so that a dead holder's lock expires while the others still wait and one of them takes it over.
+   */
+  readonly waitTimeout?: Duration.DurationInput | undefined
+  /** How often a waiting process looks at the store. Default 100 millis. */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /** The bound of each store operation; a slower one counts as a store failure. Default 1 second. */
+  readonly operationTimeout?: Duration.DurationInput | undefined
+  /**
+   * A stored token is adopted while less than this fraction of its lifetime (counted from when it was
+   * written) has passed. The bearer passes its `lifetimeSafeFraction`. Default `0.9`.
+   */
+  readonly freshFraction?: number | undefined
+  /** Names the bearer in log annotations. Default `"default"`. */
+  readonly name?: string | undefined
+}
+
+/**
+ * Wraps a source so that it shares its tokens through `store`. One `fetch`:
+ *
+ * 1. adopts the stored token if it is newer than the last one this wrapper handed out and still fresh;
+ * 2. otherwise takes the refresh lock, looks again, calls the source, writes the token, releases the lock;
+ * 3. if the lock is taken, polls the store until the holder's token appears, the lock expires (then it takes
+ *    the lock itself) or `waitTimeout` passes (then it calls the source itself);
+ * 4. if the store fails, logs a warning and calls the source itself: the store never fails a fetch.
+ *
+ * The bearer does this by itself when a `TokenStore` is in its context; call `withStore` only to share a
+ * source outside a bearer.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withStore: (
+  source: TokenSource["Type"],
+  store: TokenStore["Type"],
+  options: SharedOptions
+) => Effect.Effect<TokenSource["Type"]> = internal.withStore
+
+/**
+ * An in-memory store for one process: the tokens and locks live in the layer's instance. Time is read from
+ * Effect's `Clock`, so lock expiry follows `TestClock` in tests.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<TokenStore["Type"]> = internal.makeMemory
+
+/**
+ * The in-memory store as a layer (see `makeMemory`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<TokenStore> = Layer.effect(TokenStore, internal.makeMemory)

@@ -1,0 +1,218 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Equal from "effect/Equal"
+import * as Option from "effect/Option"
+import type { TokenSourceError } from "../Errors.js"
+import type * as Token from "../Token.js"
+import type { TokenSource } from "../TokenSource.js"
+import type { SharedOptions, StoredToken, TokenStore, TokenStoreError } from "../TokenStore.js"
+import { expiresAtMillis, invalidReason } from "./token.js"
+
+type Store = TokenStore["Type"]
+
+/** Options of `withStore`, decoded once. @internal */
+interface Resolved {
+  readonly key: string
+  readonly lockTtl: Duration.Duration
+  readonly waitMillis: number
+  readonly pollMillis: number
+  readonly operationMillis: number
+  readonly freshFraction: number
+  readonly name: string
+}
+
+const millis = (input: Duration.DurationInput | undefined, fallback: number): number => {
+  if (input === undefined) return fallback
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded)) return fallback
+  const ms = Duration.toMillis(decoded.value)
+  return Number.isFinite(ms) && ms >= 0 ? ms : fallback
+}
+
+const resolve = (options: SharedOptions): Resolved => {
+  const fraction = options.freshFraction
+  return {
+    key: options.key,
+    lockTtl: Duration.millis(Math.max(1, millis(options.lockTtl, 2_500))),
+    waitMillis: millis(options.waitTimeout, 3_750),
+    pollMillis: Math.max(1, millis(options.pollInterval, 100)),
+    operationMillis: Math.max(1, millis(options.operationTimeout, 1_000)),
+    freshFraction: typeof fraction === "number" && fraction > 0 && fraction <= 1 ? fraction : 0.9,
+    name: options.name ?? "default"
+  }
+}
+
+let ownerCounter = 0
+
+/** A lock owner id unique across processes and across the wrappers of one process. @internal */
+export const newOwner = (): string => `${globalThis.crypto.randomUUID()}-${++ownerCounter}`
+
+/** @internal */
+export const withStore = (
+  source: TokenSource["Type"],
+  store: Store,
+  options: SharedOptions
+): Effect.Effect<TokenSource["Type"]> =>
+  Effect.sync(() => {
+    const opts = resolve(options)
+    const owner = newOwner()
+    /** The token this wrapper handed out last: a stored token equal to it (or older) is no news. */
+    let last: Token.Token | undefined
+
+    const annotate = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.annotateLogs(self, { "bearer.name": opts.name, "store.key": opts.key })
+
+    /** Runs one store operation, bounded; a failure or a timeout comes back as `Left`. */
+    const attempt = <A>(
+      operation: string,
+      self: Effect.Effect<A, TokenStoreError>
+    ): Effect.Effect<Either.Either<A, string>> =>
+      self.pipe(
+        Effect.timeoutFail({
+          duration: opts.operationMillis,
+          onTimeout: () => `no answer within ${opts.operationMillis} ms` as const
+        }),
+        Effect.mapError((error) =>
+          typeof error === "string" ? `${operation}: ${error}` : `${operation}: ${error.message}`
+        ),
+        Effect.catchAllDefect((defect) => Effect.fail(`${operation}: defect ${String(defect)}`)),
+        Effect.either
+      )
+
+    const isAdoptable = (
+      stored: Option.Option<StoredToken>,
+      now: number
+    ): stored is Option.Some<StoredToken> => {
+      if (Option.isNone(stored)) return false
+      const { token, writtenAt } = stored.value
+      if (invalidReason(token, now) !== undefined) return false
+      const expires = expiresAtMillis(token)
+      if (last !== undefined && (Equal.equals(token, last) || expires < expiresAtMillis(last))) return false
+      if (expires === Infinity) return true
+      const lifetime = expires - Math.min(writtenAt, now)
+      return now < expires - (1 - opts.freshFraction) * lifetime
+    }
+
+    const handOut = (token: Token.Token): Token.Token => {
+      last = token
+      return token
+    }
+
+    const adopt = (stored: StoredToken) =>
+      Effect.as(
+        annotate(Effect.logDebug("TokenStore: adopted a token renewed by another process")),
+        handOut(stored.token)
+      )
+
+    /** Writes a token the source gave, unless it is unusable; a failure is logged, never raised. */
+    const put = (token: Token.Token) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        invalidReason(token, now) !== undefined
+          ? Effect.void
+          : Effect.flatMap(attempt("put", store.put(opts.key, { token, writtenAt: now })), (result) =>
+              Either.isRight(result)
+                ? Effect.void
+                : annotate(Effect.logWarning(`TokenStore: could not share the token (${result.left})`))
+            )
+      )
+
+    /**
+     * Calls the source without the lock: the store failed (then the token is not written: the store is likely
+     * down and each write would cost one more timeout), or the lock holder took too long (then it is).
+     */
+    const direct = (why: string, share: boolean) =>
+      Effect.zipRight(
+        annotate(Effect.logWarning(`TokenStore: ${why}; calling the token source directly`)),
+        Effect.tap(source.fetch, (token) =>
+          Effect.zipRight(
+            share ? put(token) : Effect.void,
+            Effect.sync(() => handOut(token))
+          )
+        )
+      )
+
+    /** Holding the lock: look again (the previous holder may have just written), then renew and share. */
+    const renewLocked = Effect.gen(function* () {
+      const again = yield* attempt("get", store.get(opts.key))
+      if (Either.isRight(again) && isAdoptable(again.right, yield* Clock.currentTimeMillis))
+        return yield* adopt(again.right.value)
+      const token = yield* source.fetch
+      yield* put(token)
+      return handOut(token)
+    })
+
+    const unlock = Effect.flatMap(attempt("unlock", store.unlock(opts.key, owner)), (result) =>
+      Either.isRight(result)
+        ? Effect.void
+        : annotate(Effect.logDebug(`TokenStore: could not release the lock (${result.left})`))
+    )
+
+    type Step = { readonly _tag: "Done"; readonly token: Token.Token } | { readonly _tag: "Wait" }
+
+    /** Tries the lock once: renews if it got it, otherwise says to wait. */
+    const lockAndRenew = Effect.acquireUseRelease(
+      attempt("lock", store.tryLock(opts.key, owner, opts.lockTtl)),
+      (locked): Effect.Effect<Step | { readonly _tag: "Failed"; readonly why: string }, TokenSourceError> =>
+        Either.isLeft(locked)
+          ? Effect.succeed({ _tag: "Failed", why: `the store failed (${locked.left})` })
+          : locked.right
+            ? Effect.map(renewLocked, (token) => ({ _tag: "Done", token }) as const)
+            : Effect.succeed({ _tag: "Wait" }),
+      (locked) => (Either.isRight(locked) && locked.right ? unlock : Effect.void)
+    )
+
+    const fetch = Effect.gen(function* () {
+      const deadline = (yield* Clock.currentTimeMillis) + opts.waitMillis
+      const first = yield* attempt("get", store.get(opts.key))
+      if (Either.isLeft(first)) return yield* direct(`the store failed (${first.left})`, false)
+      if (isAdoptable(first.right, yield* Clock.currentTimeMillis)) return yield* adopt(first.right.value)
+      while (true) {
+        const step = yield* lockAndRenew
+        if (step._tag === "Done") return step.token
+        if (step._tag === "Failed") return yield* direct(step.why, false)
+        const now = yield* Clock.currentTimeMillis
+        if (now >= deadline)
+          return yield* direct(
+            `another process has held the refresh lock for more than ${opts.waitMillis} ms`,
+            true
+          )
+        yield* Effect.sleep(Math.min(opts.pollMillis, deadline - now))
+        const seen = yield* attempt("get", store.get(opts.key))
+        if (Either.isLeft(seen)) return yield* direct(`the store failed (${seen.left})`, false)
+        if (isAdoptable(seen.right, yield* Clock.currentTimeMillis)) return yield* adopt(seen.right.value)
+      }
+    })
+
+    return { fetch } satisfies TokenSource["Type"]
+  })
+
+interface MemoryLock {
+  readonly owner: string
+  readonly expiresAt: number
+}
+
+/** @internal */
+export const makeMemory: Effect.Effect<Store> = Effect.sync(() => {
+  const tokens = new Map<string, StoredToken>()
+  const locks = new Map<string, MemoryLock>()
+  return {
+    get: (key) => Effect.sync(() => Option.fromNullable(tokens.get(key))),
+    put: (key, stored) =>
+      Effect.sync(() => {
+        tokens.set(key, stored)
+      }),
+    tryLock: (key, owner, ttl) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const held = locks.get(key)
+        if (held !== undefined && held.owner !== owner && now < held.expiresAt) return false
+        locks.set(key, { owner, expiresAt: now + Duration.toMillis(ttl) })
+        return true
+      }),
+    unlock: (key, owner) =>
+      Effect.sync(() => {
+        if (locks.get(key)?.owner === owner) locks.delete(key)
+      })
+  } satisfies Store
+})

@@ -1,0 +1,278 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Duration, Effect, Fiber, Layer, Logger, Option, Redacted, TestClock } from "effect"
+import { RenewableBearer, TestTokenSource, Token } from "effect-renewable-bearer"
+import { TokenSourceError } from "effect-renewable-bearer/Errors"
+import * as TokenStore from "effect-renewable-bearer/TokenStore"
+import { settle } from "./utils/bearer.js"
+
+const HOUR = 3_600_000
+const t = TestTokenSource.token
+const value = (token: Token.Token) => Redacted.value(token.value)
+
+/** A bearer over a scripted source and the given store, built in the test's scope; jitter off. */
+const setupShared = (
+  store: TokenStore.TokenStore["Type"],
+  steps: ReadonlyArray<TestTokenSource.Step>,
+  options?: RenewableBearer.Options
+) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      RenewableBearer.layer({ jitter: 0, ...options }).pipe(
+        Layer.provideMerge(TestTokenSource.layer(steps)),
+        Layer.provide(Layer.succeed(TokenStore.TokenStore, store))
+      )
+    )
+    return {
+      bearer: Context.get(context, RenewableBearer.RenewableBearer),
+      source: Context.get(context, TestTokenSource.TestTokenSource)
+    }
+  })
+
+/** Captures log lines as `LEVEL message`. */
+const captureLogs = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** A store whose every operation fails, or hangs. */
+const brokenStore = (mode: "fail" | "hang"): TokenStore.TokenStore["Type"] => {
+  const broken = (operation: TokenStore.TokenStoreOperation) =>
+    mode === "hang"
+      ? Effect.never
+      : Effect.fail(new TokenStore.TokenStoreError({ operation, reason: "Unavailable", detail: "down" }))
+  return {
+    get: () => broken("get"),
+    put: () => broken("put"),
+    tryLock: () => broken("lock"),
+    unlock: () => broken("unlock")
+  }
+}
+
+describe("TokenStore", () => {
+  describe("layerMemory", () => {
+    it.effect("locks expire; only the owner unlocks", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        expect(yield* store.tryLock("k", "a", Duration.seconds(1))).toBe(true)
+        expect(yield* store.tryLock("k", "b", Duration.seconds(1))).toBe(false)
+        yield* store.unlock("k", "b")
+        expect(yield* store.tryLock("k", "b", Duration.seconds(1))).toBe(false)
+        yield* TestClock.adjust("1 second")
+        expect(yield* store.tryLock("k", "b", Duration.seconds(1))).toBe(true)
+        yield* store.unlock("k", "b")
+        expect(yield* store.tryLock("k", "c", Duration.seconds(1))).toBe(true)
+        expect(yield* store.get("k")).toEqual(Option.none())
+      })
+    )
+  })
+
+  describe("a bearer with a store", () => {
+    it.scoped("a second bearer adopts the first one's token: one source call for both", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const a = yield* setupShared(store, [
+          t("a1", { expiresIn: "1 hour" }),
+          t("a2", { expiresIn: "1 hour" })
+        ])
+        const b = yield* setupShared(store, [
+          t("b1", { expiresIn: "1 hour" }),
+          t("b2", { expiresIn: "1 hour" })
+        ])
+        expect(value(yield* a.bearer.fetch())).toBe("a1")
+        expect(value(yield* b.bearer.fetch())).toBe("a1")
+        expect([yield* a.source.calls, yield* b.source.calls]).toEqual([1, 0])
+        // Both refresh at 90 % of the lifetime; one takes the lock, the other adopts its token.
+        yield* TestClock.adjust(0.9 * HOUR)
+        yield* TestClock.adjust("100 millis")
+        expect((yield* a.source.calls) + (yield* b.source.calls)).toBe(2)
+        const next = value(yield* a.bearer.fetch())
+        expect(["a2", "b1"]).toContain(next)
+        expect(value(yield* b.bearer.fetch())).toBe(next)
+      })
+    )
+
+    it.scoped("bearers with different store keys do not share", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour" })], { storeKey: "idp/client-a" })
+        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })], { storeKey: "idp/client-b" })
+        expect(value(yield* a.bearer.fetch())).toBe("a1")
+        expect(value(yield* b.bearer.fetch())).toBe("b1")
+        expect(Option.map(yield* store.get("idp/client-a"), (s) => value(s.token))).toEqual(Option.some("a1"))
+      })
+    )
+
+    it.scoped("a stored token equal to the one being invalidated is not adopted again", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const a = yield* setupShared(store, [
+          t("a1", { expiresIn: "1 hour" }),
+          t("a2", { expiresIn: "1 hour" })
+        ])
+        const first = yield* a.bearer.fetch()
+        expect(yield* a.bearer.invalidate(first)).toBe(true)
+        expect(value(yield* a.bearer.fetch())).toBe("a2")
+        expect(yield* a.source.calls).toBe(2)
+        expect(Option.map(yield* store.get("default"), (s) => value(s.token))).toEqual(Option.some("a2"))
+      })
+    )
+
+    it.scoped("a stale stored token (past its refresh point) is renewed, not adopted", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        yield* store.put("default", { token: Token.make("old", { expiresAt: HOUR }), writtenAt: 0 })
+        yield* TestClock.adjust(0.95 * HOUR)
+        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour" })])
+        expect(value(yield* a.bearer.fetch())).toBe("a1")
+        expect(yield* a.source.calls).toBe(1)
+      })
+    )
+
+    it.scoped("a fresh token left by a previous process is adopted at start", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        yield* store.put("default", { token: Token.make("left", { expiresAt: HOUR }), writtenAt: 0 })
+        yield* TestClock.adjust(0.5 * HOUR)
+        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour" })])
+        expect(value(yield* a.bearer.fetch())).toBe("left")
+        expect(yield* a.source.calls).toBe(0)
+        // It refreshes at 90 % of what was left when adopted.
+        yield* TestClock.adjust(0.9 * 0.5 * HOUR)
+        expect(yield* a.source.callTimes).toEqual([0.5 * HOUR + 0.9 * 0.5 * HOUR])
+      })
+    )
+
+    it.scoped("a waiter adopts the lock holder's token as soon as it is written", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour", delay: "450 millis" })])
+        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })])
+        const fa = yield* Effect.fork(a.bearer.fetch())
+        yield* settle
+        const fb = yield* Effect.fork(b.bearer.fetch())
+        yield* TestClock.adjust("450 millis")
+        expect(value(yield* Fiber.join(fa))).toBe("a1")
+        yield* TestClock.adjust("50 millis") // B polls every 100 ms: at 500 it finds a1
+        expect(value(yield* Fiber.join(fb))).toBe("a1")
+        expect([yield* a.source.calls, yield* b.source.calls]).toEqual([1, 0])
+      })
+    )
+
+    it.scoped("a lock left by a dead process: the waiter takes it when it expires", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        expect(yield* store.tryLock("default", "dead-process", Duration.seconds(1))).toBe(true)
+        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })])
+        const fiber = yield* Effect.fork(b.bearer.fetch())
+        yield* TestClock.adjust("999 millis")
+        expect(yield* b.source.calls).toBe(0)
+        yield* TestClock.adjust("1 millis")
+        expect(value(yield* Fiber.join(fiber))).toBe("b1")
+        expect(yield* b.source.callTimes).toEqual([1000])
+        // B released its lock after writing.
+        expect(yield* store.tryLock("default", "someone", Duration.seconds(1))).toBe(true)
+      })
+    )
+
+    it.scoped("a lock held past the wait: the waiter calls the source itself, with a warning", () => {
+      const logs = captureLogs()
+      return Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        yield* store.tryLock("default", "stuck-process", Duration.hours(1))
+        // refreshRequestTimeout 5 s: the wait is 3/4 of it.
+        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })])
+        const fiber = yield* Effect.fork(b.bearer.fetch())
+        yield* TestClock.adjust("3749 millis")
+        expect(yield* b.source.calls).toBe(0)
+        yield* TestClock.adjust("1 millis")
+        expect(value(yield* Fiber.join(fiber))).toBe("b1")
+        expect(yield* b.source.callTimes).toEqual([3750])
+        expect(logs.lines.some((l) => l.startsWith("WARN") && l.includes("held the refresh lock"))).toBe(true)
+        // The token is shared all the same.
+        expect(Option.map(yield* store.get("default"), (s) => value(s.token))).toEqual(Option.some("b1"))
+      }).pipe(Effect.provide(logs.layer))
+    })
+
+    it.scoped("a failing store: the fetch succeeds from the source, with a warning", () => {
+      const logs = captureLogs()
+      return Effect.gen(function* () {
+        const b = yield* setupShared(brokenStore("fail"), [t("b1", { expiresIn: "1 hour" })])
+        expect(value(yield* b.bearer.fetch())).toBe("b1")
+        expect(yield* b.source.callTimes).toEqual([0])
+        expect(
+          logs.lines.filter(
+            (l) => l.startsWith("WARN") && l.includes("the store failed (get: Token store get")
+          )
+        ).toHaveLength(1)
+      }).pipe(Effect.provide(logs.layer))
+    })
+
+    it.scoped("a hanging store delays a fetch by one operation timeout, no more", () =>
+      Effect.gen(function* () {
+        const b = yield* setupShared(brokenStore("hang"), [t("b1", { expiresIn: "1 hour" })])
+        const fiber = yield* Effect.fork(b.bearer.fetch())
+        yield* TestClock.adjust("1 second")
+        expect(value(yield* Fiber.join(fiber))).toBe("b1")
+        expect(yield* b.source.callTimes).toEqual([1000])
+      })
+    )
+
+    it.scoped("a source failure under the lock releases the lock and reaches the bearer", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const b = yield* setupShared(store, [
+          TestTokenSource.fail("nope", { retryable: true }),
+          t("b1", { expiresIn: "1 hour" })
+        ])
+        const fiber = yield* Effect.fork(b.bearer.fetch({ reportError: true }))
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        expect(error._tag).toBe("RenewalError")
+        expect(yield* store.tryLock("default", "someone", Duration.millis(1))).toBe(true)
+        yield* TestClock.adjust("1 second")
+        expect(value(yield* b.bearer.fetch())).toBe("b1")
+      })
+    )
+
+    it.scoped(
+      "a hung source under the lock: the bearer's timeout interrupts it and the lock is released",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* TokenStore.makeMemory
+          const b = yield* setupShared(store, [TestTokenSource.hang, t("b1", { expiresIn: "1 hour" })], {
+            refreshRequestTimeout: "2 seconds"
+          })
+          yield* Effect.fork(b.bearer.fetch())
+          yield* TestClock.adjust("2 seconds")
+          // The lock ttl is 1 s here, but release does not wait for expiry: it is deleted by the finalizer.
+          expect(yield* store.tryLock("default", "someone", Duration.seconds(10))).toBe(true)
+          yield* store.unlock("default", "someone")
+          yield* TestClock.adjust("1 second")
+          expect(value(yield* b.bearer.fetch())).toBe("b1")
+          expect(yield* b.source.callTimes).toEqual([0, 3000])
+        })
+    )
+  })
+
+  describe("withStore by hand", () => {
+    it.effect("shares a source outside a bearer", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const { source, test } = yield* TestTokenSource.make([t("s1", { expiresIn: "1 hour" })])
+        const one = yield* TokenStore.withStore(source, store, { key: "k" })
+        const two = yield* TokenStore.withStore(source, store, { key: "k" })
+        expect(value(yield* one.fetch)).toBe("s1")
+        expect(value(yield* two.fetch)).toBe("s1")
+        expect(yield* test.calls).toBe(1)
+        const failing = yield* TokenStore.withStore(
+          { fetch: Effect.fail(new TokenSourceError({ message: "x" })) },
+          brokenStore("fail"),
+          { key: "k" }
+        )
+        expect((yield* Effect.flip(failing.fetch))._tag).toBe("TokenSourceError")
+      })
+    )
+  })
+})

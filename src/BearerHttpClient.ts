@@ -152,7 +152,8 @@ export const authorize: {
  * error as `cause`. Use `authorize` to keep them apart in the error channel. Like every platform
  * `ResponseError`, that one holds the response, whose request carries the `Authorization` header: Effect's
  * loggers redact it, but `JSON.stringify` outside a fiber does not; prefer `authorize` with
- * `failOnUnauthorized`, whose `UnauthorizedError` never shows it.
+ * `failOnUnauthorized`, whose `UnauthorizedError` never shows it. The token source must not use the
+ * authorized client: provide the plain client to it, as below.
  *
  * @example
  * ```ts
@@ -166,8 +167,6 @@ export const authorize: {
  *   Layer.provide(FetchHttpClient.layer)
  * )
  * ```
- *
- * Note: the token source must not use the authorized client (provide the plain client to it, as above).
  *
  * @since 0.1.0
  * @category layers

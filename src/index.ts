@@ -5,6 +5,20 @@
  */
 
 /**
+ * An authorized `HttpClient`: bearer token on every request, one renewal and replay on 401.
+ *
+ * @since 0.1.0
+ */
+export * as BearerHttpClient from "./BearerHttpClient.js"
+
+/**
+ * A token source that reads an environment variable (or any `Config<Redacted>`).
+ *
+ * @since 0.1.0
+ */
+export * as EnvTokenSource from "./EnvTokenSource.js"
+
+/**
  * The errors: `RenewalError`, `StoppedError`, `TokenSourceError`, `InvalidOptionsError`.
  *
  * @since 0.1.0
@@ -19,11 +33,25 @@ export * as Errors from "./Errors.js"
 export * as FetchOptions from "./FetchOptions.js"
 
 /**
+ * A token source that reads a token file on every fetch; a JWT's `exp` becomes the expiration.
+ *
+ * @since 0.1.0
+ */
+export * as FileTokenSource from "./FileTokenSource.js"
+
+/**
  * The metrics every bearer records.
  *
  * @since 0.1.0
  */
 export * as Metrics from "./Metrics.js"
+
+/**
+ * OAuth 2.0 token sources: client credentials (RFC 6749) and token exchange (RFC 8693).
+ *
+ * @since 0.1.0
+ */
+export * as OAuth2TokenSource from "./OAuth2TokenSource.js"
 
 /**
  * Per-request receivers that count attempts and decide retries.

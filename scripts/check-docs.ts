@@ -184,6 +184,8 @@ const main = () => {
     process.stderr.write(`${problems.join("\n")}\n\ncheck:docs: ${problems.length} problem(s)\n`)
     process.exitCode = 1
   } else {
+    // Kept on failure, to look at; removed on success so that linters never see the snippets.
+    rmSync(outDir, { recursive: true, force: true })
     process.stdout.write(
       `check:docs: ${toCompile.length} code blocks compile, ${blocks.length - toCompile.length} mirrored or skipped, in ${files.size} files\n`
     )

@@ -1,6 +1,5 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
 import { Receiver } from "../Receiver.js"
@@ -14,43 +13,55 @@ export interface ReceiverHost {
   readonly maxRetries: number
 }
 
-interface ReceiverState {
-  readonly trials: number
-  readonly latest: Token.Token | undefined
-}
-
-const initial: ReceiverState = { trials: 0, latest: undefined }
-
 /** @internal */
 export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
-  Effect.map(Ref.make(initial), (state) => {
-    // One Ref update per fetch: a success records the trial and the token together, a failure the trial.
-    const countFailure = Ref.update(state, (s): ReceiverState => ({ trials: s.trials + 1, latest: s.latest }))
+  Effect.sync(() => {
+    // Plain variables, not a Ref: each update happens inside one synchronous continuation, which JavaScript
+    // runs to completion, so concurrent fetches through one receiver never lose a count. A success records
+    // the trial and the token together, a failure the trial.
+    let trials = 0
+    let latest: Token.Token | undefined
+    // `Effect.succeed(latest)`, built once per token, so a fetch that hits the cache allocates nothing.
+    let latestHit: Effect.Effect<Token.Token, FetchError> = Effect.never
+    const onFailure = (error: FetchError): Effect.Effect<Token.Token, FetchError> => {
+      trials += 1
+      return Effect.fail(error)
+    }
+    const onSuccess = (token: Token.Token): Effect.Effect<Token.Token, FetchError> => {
+      trials += 1
+      if (token !== latest) {
+        latest = token
+        latestHit = Effect.succeed(token)
+      }
+      return latestHit
+    }
     const run = (fetch: Effect.Effect<Token.Token, FetchError>): Effect.Effect<Token.Token, FetchError> =>
-      Effect.matchEffect(fetch, {
-        onFailure: (error) => Effect.zipRight(countFailure, Effect.fail(error)),
-        onSuccess: (token) =>
-          Ref.modify(state, (s): [Token.Token, ReceiverState] => [
-            token,
-            { trials: s.trials + 1, latest: token }
-          ])
-      })
+      Effect.matchEffect(fetch, { onFailure, onSuccess })
     return Receiver.of({
       fetch: run(host.fetch()),
       fetchWith: (options) => run(host.fetch(options)),
       canRetry: (_error, options) =>
-        Effect.flatMap(Ref.get(state), (s) => {
-          if (s.trials >= (options?.maxRetries ?? host.maxRetries)) return Effect.succeed(false)
-          if (options?.synchronous === true || s.latest === undefined) return Effect.succeed(true)
-          return Effect.as(host.invalidate(s.latest), true)
+        Effect.suspend(() => {
+          if (trials >= (options?.maxRetries ?? host.maxRetries)) return Effect.succeed(false)
+          if (options?.synchronous === true || latest === undefined) return Effect.succeed(true)
+          return Effect.as(host.invalidate(latest), true)
         }),
-      trials: Effect.map(Ref.get(state), (s) => s.trials),
-      latest: Effect.map(Ref.get(state), (s) => Option.fromNullable(s.latest))
+      trials: Effect.sync(() => trials),
+      latest: Effect.sync(() => Option.fromNullable(latest))
     })
   })
 
-/** @internal */
-export const provideFresh = <A, E, R>(
+/**
+ * A function declaration, not a `const`: `Receiver.ts` reads it while this module may still be loading (the
+ * two import each other, and `internal/renewableBearer.ts` can load this one first), and a declaration is
+ * initialized before any module body runs.
+ *
+ * @internal
+ */
+export function provideFresh<A, E, R>(
   self: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> =>
-  Effect.flatMap(RenewableBearer, (bearer) => Effect.provideServiceEffect(self, Receiver, bearer.receiver))
+): Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> {
+  return Effect.flatMap(RenewableBearer, (bearer) =>
+    Effect.provideServiceEffect(self, Receiver, bearer.receiver)
+  )
+}

@@ -1,5 +1,6 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
@@ -500,13 +501,24 @@ export const make = (
         )
       )
 
-    // The hot path: one clock read, one Ref read, one comparison, a counter, and a prebuilt effect.
-    const fetchCached: Effect.Effect<Token.Token, FetchError> = Effect.clockWith((clock) =>
-      Effect.flatMap(getState, (state) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        return now < state.usableUntil ? serve(state, now) : slowFetch(undefined)
-      })
-    )
+    // The hot path: one Ref read, one clock read, one comparison, a counter, and a prebuilt effect. It is a
+    // constant chain that allocates nothing: the clock check of a cached state is built once per state (so
+    // once per token) and remembered, and it reads the caller's `Clock` from its fiber as `Effect.clockWith`
+    // does, after the Ref, so the comparison is always against the current instant.
+    const slowFetchDefault = slowFetch(undefined)
+    let checkedState: CacheState | undefined
+    let check: Effect.Effect<Token.Token, FetchError> = slowFetchDefault
+    const checkOf = (state: CacheState): Effect.Effect<Token.Token, FetchError> => {
+      if (state !== checkedState) {
+        checkedState = state
+        check = Effect.withFiberRuntime((fiber) => {
+          const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+          return now < state.usableUntil ? serve(state, now) : slowFetchDefault
+        })
+      }
+      return check
+    }
+    const fetchCached: Effect.Effect<Token.Token, FetchError> = Effect.flatMap(getState, checkOf)
 
     const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
       options === undefined

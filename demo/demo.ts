@@ -26,9 +26,13 @@ import {
   Redacted,
   Stream
 } from "effect"
-import { Receiver, RenewableBearer, Token } from "effect-renewable-bearer"
-import * as BearerHttpClient from "effect-renewable-bearer/BearerHttpClient"
-import * as OAuth2TokenSource from "effect-renewable-bearer/OAuth2TokenSource"
+import {
+  BearerHttpClient,
+  OAuth2TokenSource,
+  Receiver,
+  RenewableBearer,
+  Token
+} from "effect-renewable-bearer"
 import { parseArgs } from "node:util"
 import { type EndpointFault, makeServers, type ServerEvent } from "./servers.js"
 import { int, makePrinter, millis, percentile, progressBar, seconds, table } from "./timeline.js"

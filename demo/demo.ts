@@ -136,7 +136,9 @@ interface Fault {
 const describeFault = (fault: Fault): string => {
   switch (fault.kind) {
     case "fail":
-      return `the token endpoint goes down: it answers 503 to the next ${fault.endpointFaults.length} token requests`
+      return fault.endpointFaults.length === 1
+        ? "the token endpoint goes down: it answers 503 to the next token request"
+        : `the token endpoint goes down: it answers 503 to the next ${fault.endpointFaults.length} token requests`
     case "hang":
       return "the token endpoint hangs: it holds the next token request and never answers"
     case "revoke":

@@ -1,0 +1,53 @@
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+import { describe, expect, it } from "vitest"
+import type { Report } from "../bench/report.js"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+
+/**
+ * Runs `bench/main.ts --smoke --json` (tiny sizes, a few seconds) and checks that every case ran and that
+ * its correctness goals hold: source calls, failures, timers, leaks. Timing ratios are machine-dependent and
+ * are not asserted here.
+ */
+describe("npm run bench (smoke)", () => {
+  it("runs every case, and every correctness goal holds", { timeout: 180_000 }, async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", "bench/main.ts", "--smoke", "--json"],
+      { cwd: root, maxBuffer: 16 * 1024 * 1024 }
+    )
+    const report = JSON.parse(stdout) as Report
+    expect(report.smoke).toBe(true)
+    expect(report.cases.map((c) => c.id)).toEqual(["1", "2", "3", "4", "5"])
+    for (const c of report.cases) expect(c.rows.length).toBeGreaterThan(0)
+
+    const correctness = report.cases.flatMap((c) =>
+      c.rows.filter((row) => row.kind === "correctness").map((row) => ({ case: c.id, ...row }))
+    )
+    expect(correctness.filter((row) => row.met !== true)).toEqual([])
+
+    // The goals the issue names, by case: exactly one source call per herd, no failed or expired fetch, no
+    // waiter left behind, the schedule's number of calls.
+    const metrics = (id: string) => correctness.filter((row) => row.case === id).map((row) => row.metric)
+    expect(metrics("1")).toContainEqual(expect.stringMatching(/^timers armed/))
+    expect(metrics("2").filter((m) => m.endsWith("source calls"))).toHaveLength(4)
+    expect(metrics("3")).toEqual(
+      expect.arrayContaining([
+        "failed fetches",
+        "tokens expired when returned",
+        "source calls vs duration / (0.9 x lifetime)"
+      ])
+    )
+    expect(metrics("4")).toEqual(
+      expect.arrayContaining([
+        "fetches that timed out",
+        "source calls",
+        "next fetch after recovery succeeds",
+        "heap growth after forced GC"
+      ])
+    )
+    expect(metrics("5")).toContainEqual(expect.stringMatching(/^source calls vs the schedule/))
+  })
+})

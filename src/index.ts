@@ -40,6 +40,13 @@ export * as FetchOptions from "./FetchOptions.js"
 export * as FileTokenSource from "./FileTokenSource.js"
 
 /**
+ * A `TokenStore` on the file system, for the processes of one machine.
+ *
+ * @since 0.1.0
+ */
+export * as FileTokenStore from "./FileTokenStore.js"
+
+/**
  * The metrics every bearer records.
  *
  * @since 0.1.0
@@ -68,6 +75,13 @@ export * as Receiver from "./Receiver.js"
 export * as RenewableBearer from "./RenewableBearer.js"
 
 /**
+ * A `TokenStore` on Redis, for a fleet (`ioredis` is loaded when the store is built).
+ *
+ * @since 0.1.0
+ */
+export * as RedisTokenStore from "./RedisTokenStore.js"
+
+/**
  * A scripted token source for `TestClock` tests.
  *
  * @since 0.1.0
@@ -87,3 +101,10 @@ export * as Token from "./Token.js"
  * @since 0.1.0
  */
 export * as TokenSource from "./TokenSource.js"
+
+/**
+ * A token store shared by many processes, so a fleet renews one token per lifetime; `layerMemory`.
+ *
+ * @since 0.1.0
+ */
+export * as TokenStore from "./TokenStore.js"

@@ -56,13 +56,15 @@ export const fromConfig = (
           Effect.mapError((error) =>
             ConfigError.isMissingDataOnly(error)
               ? new TokenSourceError({
-                  message: `${describe(name)} is not set (${error.message})`,
+                  message: `${describe(name)} is not set`,
                   retryable: false,
+                  cause: error,
                   code: "env_missing" satisfies ErrorCode
                 })
               : new TokenSourceError({
-                  message: `${describe(name)} is invalid (${error.message})`,
+                  message: `${describe(name)} is invalid`,
                   retryable: false,
+                  cause: error,
                   code: "env_invalid" satisfies ErrorCode
                 })
           ),

@@ -62,9 +62,8 @@ export const fromConfig = (
                   code: "env_missing" satisfies ErrorCode
                 })
               : new TokenSourceError({
-                  message: `${describe(name)} is invalid`,
+                  message: `${describe(name)} is invalid (${error.message})`,
                   retryable: false,
-                  cause: error,
                   code: "env_invalid" satisfies ErrorCode
                 })
           ),

@@ -2,29 +2,21 @@ import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Redacted } from "effect"
 import { Redis } from "ioredis"
 import * as ChildProcess from "node:child_process"
-import * as Net from "node:net"
 import { RenewableBearer, TestTokenSource, Token } from "effect-renewable-bearer"
 import * as RedisTokenStore from "effect-renewable-bearer/RedisTokenStore"
 import * as TokenStore from "effect-renewable-bearer/TokenStore"
-import { generationBounds, spawnWorker, tokenServer, type WorkerResult } from "./fixtures/processes.js"
+import {
+  generationBounds,
+  redisAnswers,
+  spawnWorker,
+  tokenServer,
+  type WorkerResult
+} from "./fixtures/processes.js"
 import { closedPort } from "./utils/loopback.js"
 
 const REDIS_URL = process.env.REDIS_URL
 
-/** Whether something answers a Redis PING at `url` (any reply counts: a server that wants a password is up). */
-const answers = (url: string, timeoutMillis = 500): Promise<boolean> =>
-  new Promise((resolve) => {
-    const { hostname, port } = new URL(url)
-    const socket = Net.connect({ host: hostname.replace(/^\[|\]$/g, ""), port: Number(port || 6379) })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(timeoutMillis, () => done(false))
-    socket.on("error", () => done(false))
-    socket.on("connect", () => socket.write("PING\r\n"))
-    socket.on("data", (data) => done(/^[+-]/.test(data.toString())))
-  })
+const answers = redisAnswers
 
 const reachable = REDIS_URL !== undefined && (await answers(REDIS_URL))
 const redisServerBinary = ChildProcess.spawnSync("redis-server", ["--version"]).status === 0

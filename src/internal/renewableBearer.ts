@@ -397,9 +397,10 @@ export const make = (
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
+        // Refuse new waits first, stop the fiber (so it can write nothing more), then clear the cache.
         stopped = true
-        yield* SubscriptionRef.set(cache, stoppedState)
         yield* Fiber.interrupt(loopFiber)
+        yield* SubscriptionRef.set(cache, stoppedState)
         const done = Exit.fail(stoppedError)
         Deferred.unsafeDone(nextToken, done)
         Deferred.unsafeDone(nextAttempt, done)

@@ -57,6 +57,7 @@ const runBench = async (args: Omit<Args, "json" | "strict">): Promise<Report> =>
   if (selected.length === 0) throw new Error(`no case matches --only ${args.only?.join(",")}`)
   const log = (line: string) => process.stderr.write(`${line}\n`)
   const started = performance.now()
+  const loadAtStart = os.loadavg()[0]!
   const reports: Array<CaseReport> = []
   for (const c of selected) {
     log(`case ${c.id} (${c.name}): ${c.title}`)
@@ -76,6 +77,7 @@ const runBench = async (args: Omit<Args, "json" | "strict">): Promise<Report> =>
     node: process.version,
     effect: (require("effect/package.json") as { version: string }).version,
     cpus: os.availableParallelism(),
+    loadAverage: [loadAtStart, os.loadavg()[0]!],
     seconds: (performance.now() - started) / 1000,
     goals: summarize(reports),
     cases: reports

@@ -34,6 +34,8 @@ export interface Report {
   readonly node: string
   readonly effect: string
   readonly cpus: number
+  /** The machine's 1-minute load average when the run started and when it ended. */
+  readonly loadAverage: readonly [number, number]
   readonly seconds: number
   readonly goals: { readonly met: number; readonly total: number }
   readonly cases: ReadonlyArray<CaseReport>
@@ -112,7 +114,7 @@ export const info = (metric: string, unit: string, measured: number, floor?: num
   unit,
   measured,
   floor,
-  ratio: floor === undefined ? undefined : measured / floor,
+  ratio: floor === undefined || floor === 0 ? undefined : measured / floor,
   goal: "-",
   met: undefined,
   kind: "info"
@@ -172,7 +174,8 @@ export const renderTable = (report: Report): string => {
   lines.push(
     "",
     `${report.goals.met}/${report.goals.total} goals met in ${format(report.seconds)} s` +
-      ` (node ${report.node}, effect ${report.effect}, ${report.cpus} cpus${report.smoke ? ", smoke mode" : ""})`
+      ` (node ${report.node}, effect ${report.effect}, ${report.cpus} cpus, load average ` +
+      `${format(report.loadAverage[0])} to ${format(report.loadAverage[1])}${report.smoke ? ", smoke mode" : ""})`
   )
   return lines.join("\n")
 }

@@ -79,7 +79,7 @@ export const hotPath: BenchCase = {
   title: "Hot path: fetch finds a fresh cached token",
   run: async ({ smoke, log }) => {
     const perIteration = smoke ? 100 : 1_000
-    const rounds = smoke ? 2 : 10
+    const rounds = smoke ? 2 : 6
     const taskMillis = smoke ? 20 : 120
     const token = Token.make("hot", { expiresAt: Date.now() + HOUR })
     const source = TokenSource.fromToken(token)

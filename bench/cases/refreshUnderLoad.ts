@@ -6,8 +6,8 @@
  * against a second bearer whose token outlives the run, interleaved with the first group by the same
  * scheduler, so both groups see the same garbage collections and the same competition for the CPU.
  */
-import { Clock, DateTime, Effect, Exit, Fiber, Option, Scheduler } from "effect"
-import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+import { Clock, DateTime, Effect, Exit, Fiber, Metric, MetricLabel, Option, Scheduler } from "effect"
+import { Metrics, RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
 import { equals, info, ratioAtMost, type Row } from "../report.js"
 import { type BenchCase, HOUR, quantile, runQuiet } from "../support.js"
 
@@ -63,6 +63,13 @@ const worker = (bearer: RenewableBearer.RenewableBearer["Type"], tally: Tally, d
  */
 const eventLoopTurns = Scheduler.makeBatched((runBatch) => setImmediate(runBatch))
 
+/** A bearer's counter (by its `name` label), read now. */
+const counter = (metric: typeof Metrics.cacheMisses, name: string): Effect.Effect<number> =>
+  Effect.map(
+    Metric.value(Metric.taggedWithLabels(metric, [MetricLabel.make("bearer", name)])),
+    (state) => state.count
+  )
+
 const tokenSource = (lifetimeMillis: number, delayMillis: number) => {
   let calls = 0
   const make = Effect.map(Clock.currentTimeMillis, (now) =>
@@ -88,11 +95,13 @@ export const refreshUnderLoad: BenchCase = {
     const loadTally: Tally = { latencies: new Samples(), failures: 0, expired: 0 }
     const steadyTally: Tally = { latencies: new Samples(), failures: 0, expired: 0 }
 
+    // A name of its own, so the bearer's counters are told apart from those of the other cases' bearers.
+    const name = `bench-refresh-${Date.now()}`
     const program = Effect.scoped(
       Effect.gen(function* () {
         // The storm guard (`initialRetryTimeout`, default 1 s, the least delay between two attempts) would
         // hold refreshes of a 200 ms token back; 10 ms lets the schedule work at this scale.
-        const bearer = yield* RenewableBearer.make({ initialRetryTimeout: "10 millis" }).pipe(
+        const bearer = yield* RenewableBearer.make({ initialRetryTimeout: "10 millis", name }).pipe(
           Effect.provideService(TokenSource.TokenSource, load.source),
           Effect.orDie
         )
@@ -102,6 +111,8 @@ export const refreshUnderLoad: BenchCase = {
         )
         yield* bearer.fetch()
         yield* control.fetch()
+        const missesBefore = yield* counter(Metrics.cacheMisses, name)
+        const staleBefore = yield* counter(Metrics.cacheStaleServes, name)
         const deadline = performance.now() + durationMillis
         const running: Array<Fiber.RuntimeFiber<void>> = []
         for (let i = 0; i < fibers; i++) {
@@ -113,10 +124,14 @@ export const refreshUnderLoad: BenchCase = {
           )
         }
         yield* Fiber.joinAll(running)
+        return {
+          misses: (yield* counter(Metrics.cacheMisses, name)) - missesBefore,
+          staleServes: (yield* counter(Metrics.cacheStaleServes, name)) - staleBefore
+        }
       })
     )
     const started = performance.now()
-    await runQuiet(program)
+    const { misses, staleServes } = await runQuiet(program)
     const elapsed = performance.now() - started
     log(
       `  ${loadTally.latencies.length} + ${steadyTally.latencies.length} fetches in ${elapsed.toFixed(0)} ms`
@@ -147,6 +162,8 @@ export const refreshUnderLoad: BenchCase = {
         2
       ),
       info("fetch latency max", "us", quantile(loadLatency, 1), quantile(steadyLatency, 1)),
+      info("fetches that had to wait for a renewal (cache misses)", "", misses),
+      info("fetches served past the refresh point (stale serves)", "", staleServes),
       info(
         "fetches that took 20 ms (the source's latency) or more",
         "",

@@ -1,5 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Fiber, Layer, Logger, Option, Redacted, TestClock } from "effect"
+import {
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Redacted,
+  Scope,
+  TestClock
+} from "effect"
 import { RenewableBearer, TestTokenSource, Token } from "effect-renewable-bearer"
 import { TokenSourceError } from "effect-renewable-bearer/Errors"
 import * as TokenStore from "effect-renewable-bearer/TokenStore"
@@ -219,6 +231,80 @@ describe("TokenStore", () => {
         expect(yield* b.source.callTimes).toEqual([1000])
       })
     )
+
+    describe("a store call that never answers inside the lock's acquire or release", () => {
+      const hungAt = (operation: "tryLock" | "unlock"): TokenStore.TokenStore["Type"] => ({
+        get: () => Effect.succeedNone,
+        put: () => Effect.void,
+        tryLock: () => (operation === "tryLock" ? Effect.never : Effect.succeed(true)),
+        unlock: () => (operation === "unlock" ? Effect.never : Effect.void)
+      })
+
+      // Daemon fibers, so that a test run against a hanging implementation fails instead of waiting for them.
+      /** Builds a bearer over the hung store in its own scope. */
+      const build = (operation: "tryLock" | "unlock") =>
+        Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          const b = yield* Scope.extend(
+            setupShared(hungAt(operation), [t("b1", { expiresIn: "1 hour" })]),
+            scope
+          )
+          return { ...b, scope }
+        })
+
+      it.scoped("tryLock: the fetch comes from the source after the operation timeout", () =>
+        Effect.gen(function* () {
+          const b = yield* build("tryLock")
+          const fiber = yield* Effect.forkDaemon(b.bearer.fetch())
+          yield* TestClock.adjust("1 second")
+          yield* settle
+          const done = yield* Fiber.poll(fiber)
+          expect(Option.map(done, Exit.map(value))).toEqual(Option.some(Exit.succeed("b1")))
+          expect(yield* b.source.callTimes).toEqual([1000])
+          const close = yield* Effect.forkDaemon(Scope.close(b.scope, Exit.void))
+          yield* settle
+          expect(Option.isSome(yield* Fiber.poll(close))).toBe(true)
+        })
+      )
+
+      it.scoped("tryLock: the scope closes while the call hangs", () =>
+        Effect.gen(function* () {
+          const b = yield* build("tryLock")
+          yield* Effect.forkDaemon(b.bearer.fetch())
+          yield* TestClock.adjust("500 millis")
+          const close = yield* Effect.forkDaemon(Scope.close(b.scope, Exit.void))
+          yield* settle
+          expect(Option.isSome(yield* Fiber.poll(close))).toBe(true)
+          expect(yield* b.source.calls).toBe(0)
+        })
+      )
+
+      it.scoped("unlock: the fetch returns after the operation timeout, and the scope closes", () =>
+        Effect.gen(function* () {
+          const b = yield* build("unlock")
+          const fiber = yield* Effect.forkDaemon(b.bearer.fetch())
+          yield* TestClock.adjust("1 second")
+          yield* settle
+          const done = yield* Fiber.poll(fiber)
+          expect(Option.map(done, Exit.map(value))).toEqual(Option.some(Exit.succeed("b1")))
+          expect(yield* b.source.callTimes).toEqual([0])
+          const close = yield* Effect.forkDaemon(Scope.close(b.scope, Exit.void))
+          yield* settle
+          expect(Option.isSome(yield* Fiber.poll(close))).toBe(true)
+        })
+      )
+
+      it.scoped("unlock: the scope closes while the call hangs", () =>
+        Effect.gen(function* () {
+          const b = yield* build("unlock")
+          yield* Effect.forkDaemon(b.bearer.fetch())
+          yield* TestClock.adjust("500 millis")
+          const close = yield* Effect.forkDaemon(Scope.close(b.scope, Exit.void))
+          yield* settle
+          expect(Option.isSome(yield* Fiber.poll(close))).toBe(true)
+        })
+      )
+    })
 
     it.scoped("a source failure under the lock releases the lock and reaches the bearer", () =>
       Effect.gen(function* () {

@@ -64,12 +64,18 @@ export const withStore = (
     const annotate = <A, E, R>(self: Effect.Effect<A, E, R>) =>
       Effect.annotateLogs(self, { "bearer.name": opts.name, "store.key": opts.key })
 
-    /** Runs one store operation, bounded; a failure or a timeout comes back as `Left`. */
+    /**
+     * Runs one store operation, bounded; a failure or a timeout comes back as `Left`. The operation is made
+     * interruptible: `lockAndRenew` runs `tryLock` and `unlock` as the acquire and release of
+     * `acquireUseRelease`, which are uninterruptible, and there the timeout could not stop a store that never
+     * answers (the fetch, and the closing of the bearer's scope, would wait forever).
+     */
     const attempt = <A>(
       operation: string,
       self: Effect.Effect<A, TokenStoreError>
     ): Effect.Effect<Either.Either<A, string>> =>
       self.pipe(
+        Effect.interruptible,
         Effect.timeoutFail({
           duration: opts.operationMillis,
           onTimeout: () => `no answer within ${opts.operationMillis} ms` as const

@@ -94,6 +94,20 @@ describe("BearerHttpClient", { timeout: 10_000 }, () => {
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
+  it.scopedLive(
+    "synchronous fetchOptions: a 401 is replayed with a renewed token, not the rejected one",
+    () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(steps)
+        const api = yield* protectedApi(new Set([T2]))
+        const client = yield* clientFor(bearer, { fetchOptions: { synchronous: true } })
+        const response = yield* client.get(`${api.url}/items`)
+        expect(response.status).toBe(200)
+        expect(authHeaders(yield* api.requests)).toEqual([`Bearer ${T1}`, `Bearer ${T2}`])
+        expect(yield* source.calls).toBe(2)
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
   it.scopedLive("after the retry budget the caller gets the 401 response, never a loop", () =>
     Effect.gen(function* () {
       const { bearer, source } = yield* setup(steps)

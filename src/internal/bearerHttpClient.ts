@@ -61,7 +61,11 @@ export const withBearer =
           if (response.status === 401) {
             // Within the budget this invalidates the token (if it is still the cached one), so the next
             // fetch, of this request or of any other, waits for a renewed token.
-            const again = (yield* receiver.canRetry(response, fetchOptions)) && replayable
+            const withinBudget = yield* receiver.canRetry(response, fetchOptions)
+            // The receiver leaves the token alone for a synchronous fetch, which renews only a token that
+            // needs it: without this the replay would carry the token the server just rejected.
+            if (withinBudget && fetchOptions?.synchronous === true) yield* bearer.invalidate(token)
+            const again = withinBudget && replayable
             if (again) {
               yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
                 Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })

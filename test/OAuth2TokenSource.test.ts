@@ -195,6 +195,18 @@ describe("OAuth2TokenSource.clientCredentials", { timeout: 10_000 }, () => {
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
+  it.scoped("a server that echoes the secret in the error code does not get it into the error", () =>
+    Effect.gen(function* () {
+      const server = yield* tokenEndpoint({ status: 400, body: { error: `bad client_secret=${SECRET}` } })
+      const error = yield* Effect.flip(
+        fetchOnce(clientCredentials(server.url, { authMethod: "client_secret_post" }))
+      )
+      expect([error.status, error.code]).toEqual([400, "bad client_secret=<redacted>"])
+      expect(JSON.stringify(error)).not.toContain(SECRET)
+      expectNoSecrets(error)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
   it.scoped("a transport error is retryable and names the URL, not the request", () =>
     Effect.gen(function* () {
       const port = yield* closedPort
@@ -444,6 +456,33 @@ describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
       expect(error.message).toContain("subject_token <redacted> is expired")
       expectNoSecrets(error, "subject-token-0042")
     }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped(
+    "an error code that echoes the client secret or the subject token does not get them into the error",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* tokenEndpoint({
+          status: 400,
+          body: { error: `bad client_secret=${SECRET} for subject-token-0042` }
+        })
+        const error = yield* OAuth2TokenSource.tokenExchange({
+          tokenUrl: `${server.url}/token`,
+          clientId: "exchanger",
+          clientSecret: Redacted.make(SECRET),
+          authMethod: "client_secret_post"
+        }).pipe(
+          Effect.provideService(
+            TokenSource.TokenSource,
+            TokenSource.fromToken(tokenOf("subject-token-0042"))
+          ),
+          Effect.flatMap((s) => s.fetch),
+          Effect.flip
+        )
+        expect([error.status, error.code]).toEqual([400, "bad client_secret=<redacted> for <redacted>"])
+        expect(JSON.stringify(error)).not.toContain(SECRET)
+        expectNoSecrets(error, "subject-token-0042")
+      }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
   it.scoped("layerTokenExchangeConfig reads the settings from Config", () =>

@@ -150,13 +150,14 @@ export const requestToken = (
 
     if (status < 200 || status >= 300) {
       const oauthError = Either.getRight(decodeErrorResponse(body))
-      const code = oauthError._tag === "Some" ? oauthError.value.error : undefined
+      // Scrubbed before it is stored: the code travels on (a token exchange copies it, callers log it).
+      const code = oauthError._tag === "Some" ? scrub(oauthError.value.error, request.secrets) : undefined
       const description =
         oauthError._tag === "Some" && oauthError.value.error_description !== undefined
           ? `: ${scrub(oauthError.value.error_description, request.secrets)}`
           : ""
       return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} answered ${status}${code === undefined ? "" : ` ${scrub(code, request.secrets)}`}${description}`,
+        message: `${flow}: ${tokenUrl} answered ${status}${code === undefined ? "" : ` ${code}`}${description}`,
         status,
         code,
         retryable: isTransientStatus(status) ? true : isPermanentStatus(status) ? false : undefined

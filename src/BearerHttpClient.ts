@@ -10,6 +10,11 @@
  * `UnauthorizedError`. A token that cannot be had fails the request with the bearer's `RenewalError` or
  * `StoppedError`.
  *
+ * Without `fetchOptions` a request waits at most 30 seconds for a token (`{ timeout: "30 seconds" }`), then
+ * fails with a `RenewalError` of reason `Timeout`, so a hung token endpoint does not hold every request
+ * forever. `fetchOptions` given by the caller replace that default as they are: without a `timeout` of their
+ * own, a request waits until a token comes or the bearer stops.
+ *
  * The current span gets `bearer.retried` (whether the request was replayed) and `bearer.attempts`. The token
  * is never logged.
  *
@@ -48,7 +53,11 @@ import type { RenewableBearer } from "./RenewableBearer.js"
 export interface Options {
   /** Fail with `UnauthorizedError` instead of returning the last `401` response. Default `false`. */
   readonly failOnUnauthorized?: boolean | undefined
-  /** Options of every token fetch and retry decision (a `timeout`, a `maxRetries` budget, …). */
+  /**
+   * Options of every token fetch and retry decision (a `timeout`, a `maxRetries` budget, …). Default
+   * `{ timeout: "30 seconds" }`; given options are used as they are, so options without a `timeout` wait for
+   * a token as long as it takes.
+   */
   readonly fetchOptions?: FetchOptions | undefined
 }
 

@@ -1,10 +1,24 @@
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Layer, Logger, LogLevel, Option, Ref, Scope, Stream } from "effect"
+import {
+  Cause,
+  Context,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Ref,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
 import { RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
 import { inspect } from "node:util"
 import * as BearerHttpClient from "../src/BearerHttpClient.js"
-import { setup } from "./utils/bearer.js"
+import { settle, setup } from "./utils/bearer.js"
 import { loopbackServer, type Recorded, type Reply } from "./utils/loopback.js"
 
 const T1 = "bearer-token-value-one"
@@ -217,6 +231,35 @@ describe("BearerHttpClient", { timeout: 10_000 }, () => {
         if (error._tag === "RenewalError") expect(error.reason).toBe("SourceError")
         expect(yield* api.count()).toBe(0)
       }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped("by default a request waits 30 seconds for a token, then fails with RenewalError Timeout", () =>
+    Effect.gen(function* () {
+      const { bearer, source } = yield* setup([TestTokenSource.fail("down", { retryable: false })])
+      let sent = 0
+      const transport = HttpClient.make((request) =>
+        Effect.sync(() => {
+          sent++
+          return HttpClientResponse.fromWeb(request, new Response("ok"))
+        })
+      )
+      const client = transport.pipe(BearerHttpClient.withBearer(bearer))
+      const fiber = yield* Effect.fork(client.get("http://api.test/x"))
+      yield* TestClock.adjust("29999 millis")
+      yield* settle
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      const exit = yield* Fiber.poll(fiber)
+      const error = Option.flatMap(exit, (e) =>
+        Exit.isFailure(e) ? Cause.failureOption(e.cause) : Option.none()
+      )
+      expect(Option.map(error, (e) => [e._tag, e._tag === "RenewalError" ? e.reason : undefined])).toEqual(
+        Option.some(["RenewalError", "Timeout"])
+      )
+      expect(sent).toBe(0)
+      expect(yield* source.calls).toBe(1)
+    })
   )
 
   it.scopedLive("a stopped bearer fails the request with StoppedError, typed", () =>

@@ -3,11 +3,13 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as BearerHttpClient from "../BearerHttpClient.js"
 import { UnauthorizedError } from "../BearerHttpClient.js"
 import type { FetchError } from "../Errors.js"
+import type { FetchOptions } from "../FetchOptions.js"
 import { RenewableBearer } from "../RenewableBearer.js"
 
 /**
@@ -35,6 +37,14 @@ export const isReplayable = (body: HttpBody.HttpBody): boolean => {
   }
 }
 
+/**
+ * The token fetch options when the caller gives none: a request waits at most 30 seconds for a token, so a
+ * hung token endpoint does not hold every request forever. Options given by the caller are used as they are.
+ *
+ * @internal
+ */
+export const defaultFetchOptions: FetchOptions = { timeout: Duration.seconds(30) }
+
 /** Lets the connection of a response we drop go back to the pool. */
 const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
   response.arrayBuffer.pipe(Effect.timeout("5 seconds"), Effect.ignore)
@@ -45,7 +55,7 @@ export const withBearer =
   <E, R>(
     self: HttpClient.HttpClient.With<E, R>
   ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R> => {
-    const fetchOptions = options?.fetchOptions
+    const fetchOptions = options?.fetchOptions ?? defaultFetchOptions
     const failOnUnauthorized = options?.failOnUnauthorized === true
     const execute = (
       request: HttpClientRequest.HttpClientRequest
@@ -55,7 +65,7 @@ export const withBearer =
         const replayable = isReplayable(request.body)
         let attempts = 0
         while (true) {
-          const token = yield* fetchOptions === undefined ? receiver.fetch : receiver.fetchWith(fetchOptions)
+          const token = yield* receiver.fetchWith(fetchOptions)
           attempts++
           const response = yield* self.execute(HttpClientRequest.bearerToken(request, token.value))
           if (response.status === 401) {

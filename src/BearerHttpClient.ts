@@ -106,7 +106,8 @@ export class UnauthorizedError extends Data.TaggedError("UnauthorizedError")<{
 
 /**
  * Authorizes a client with the given bearer. Fails with `UnauthorizedError` instead of returning a `401`
- * when `failOnUnauthorized` is `true`.
+ * when `failOnUnauthorized` is `true`. The error type has `UnauthorizedError` unless `failOnUnauthorized` is
+ * known to be `false` or absent (a `boolean` variable may be `true`, so it keeps it).
  *
  * @example
  * ```ts
@@ -133,8 +134,14 @@ export const withBearer: {
   ) => HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
   (
     bearer: RenewableBearer["Type"],
-    options?: Options
+    options?: Options & { readonly failOnUnauthorized?: false | undefined }
   ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | FetchError, R>
+  (
+    bearer: RenewableBearer["Type"],
+    options?: Options
+  ): <E, R>(
+    self: HttpClient.HttpClient.With<E, R>
+  ) => HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
 } = internal.withBearer as any
 
 /**
@@ -150,8 +157,12 @@ export const authorize: {
   ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, RenewableBearer>
   <E, R>(
     self: HttpClient.HttpClient.With<E, R>,
-    options?: Options
+    options?: Options & { readonly failOnUnauthorized?: false | undefined }
   ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError, R>, never, RenewableBearer>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    options?: Options
+  ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, RenewableBearer>
 } = internal.authorize as any
 
 /**

@@ -58,6 +58,17 @@ const failingClientFor = (bearer: RenewableBearer.RenewableBearer["Type"]) =>
     client.pipe(BearerHttpClient.withBearer(bearer, { failOnUnauthorized: true }))
   )
 
+/** `true` when the client's error type includes `UnauthorizedError`, `false` otherwise. */
+type FailsWithUnauthorized<C> =
+  C extends HttpClient.HttpClient.With<infer E, infer _R>
+    ? [Extract<E, BearerHttpClient.UnauthorizedError>] extends [never]
+      ? false
+      : true
+    : never
+
+/** Compiles only when the client's error type is the one `expected` says (checked by `tsc`). */
+const errorTypeOf = <C>(_client: C, expected: FailsWithUnauthorized<C>): boolean => expected
+
 describe("BearerHttpClient", { timeout: 10_000 }, () => {
   it.scopedLive("adds Authorization: Bearer <token> to every request; 2xx passes through", () =>
     Effect.gen(function* () {
@@ -160,6 +171,31 @@ describe("BearerHttpClient", { timeout: 10_000 }, () => {
       expect(error.message).toBe(`GET ${api.url}/secret was answered 401 Unauthorized after 2 attempts`)
       expect(error.request.headers["authorization"]).toBeUndefined()
       expect(yield* api.count()).toBe(2)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped("failOnUnauthorized given as a plain boolean keeps UnauthorizedError in the error type", () =>
+    Effect.gen(function* () {
+      const { bearer } = yield* setup(steps)
+      const client = yield* HttpClient.HttpClient
+      const flag = Math.random() < 2
+      const provided = Effect.provideService(RenewableBearer.RenewableBearer, bearer)
+      // A `boolean` may be `true`: the error type must include UnauthorizedError, as with a literal `true`.
+      expect(
+        errorTypeOf(client.pipe(BearerHttpClient.withBearer(bearer, { failOnUnauthorized: flag })), true)
+      ).toBe(true)
+      expect(
+        errorTypeOf(yield* provided(BearerHttpClient.authorize(client, { failOnUnauthorized: flag })), true)
+      ).toBe(true)
+      expect(
+        errorTypeOf(client.pipe(BearerHttpClient.withBearer(bearer, { failOnUnauthorized: true })), true)
+      ).toBe(true)
+      // `false`, `undefined` or no options: a 401 is returned as a response, never an UnauthorizedError.
+      expect(
+        errorTypeOf(client.pipe(BearerHttpClient.withBearer(bearer, { failOnUnauthorized: false })), false)
+      ).toBe(false)
+      expect(errorTypeOf(client.pipe(BearerHttpClient.withBearer(bearer)), false)).toBe(false)
+      expect(errorTypeOf(yield* provided(BearerHttpClient.authorize(client, {})), false)).toBe(false)
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 

@@ -90,8 +90,8 @@ export class TokenStore extends Context.Tag("effect-renewable-bearer/TokenStore"
     /** Replaces the token stored under `key`, atomically: a reader sees the old record or the new one. */
     readonly put: (key: string, stored: StoredToken) => Effect.Effect<void, TokenStoreError>
     /**
-     * Takes the refresh lock of `key` for `owner` until `ttl` has passed; `false` when another owner holds a
-     * lock that has not expired.
+     * Takes the refresh lock of `key` for `owner` until `ttl` has passed; `false` while an unexpired lock is
+     * held, whoever holds it (the same `owner` included: a lock is never granted twice).
      */
     readonly tryLock: (
       key: string,

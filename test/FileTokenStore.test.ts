@@ -118,6 +118,8 @@ describe("FileTokenStore", () => {
         const b = yield* FileTokenStore.make({ directory: dir })
         expect(yield* a.tryLock("k", "owner-a", Duration.seconds(10))).toBe(true)
         expect(yield* b.tryLock("k", "owner-b", Duration.seconds(10))).toBe(false)
+        // Never granted twice, not even to its owner (as Redis SET NX).
+        expect(yield* a.tryLock("k", "owner-a", Duration.seconds(10))).toBe(false)
         yield* b.unlock("k", "owner-b") // not b's: nothing happens
         expect(yield* b.tryLock("k", "owner-b", Duration.seconds(10))).toBe(false)
         const lockFile = filesIn(dir).find((f) => f.endsWith(".lock"))!

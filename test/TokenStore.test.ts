@@ -70,6 +70,8 @@ describe("TokenStore", () => {
         const store = yield* TokenStore.makeMemory
         expect(yield* store.tryLock("k", "a", Duration.seconds(1))).toBe(true)
         expect(yield* store.tryLock("k", "b", Duration.seconds(1))).toBe(false)
+        // Never granted twice, not even to its owner (as Redis SET NX).
+        expect(yield* store.tryLock("k", "a", Duration.seconds(1))).toBe(false)
         yield* store.unlock("k", "b")
         expect(yield* store.tryLock("k", "b", Duration.seconds(1))).toBe(false)
         yield* TestClock.adjust("1 second")
@@ -343,6 +345,24 @@ describe("TokenStore", () => {
   })
 
   describe("withStore by hand", () => {
+    it.effect("two concurrent fetches through one wrapper call the source once", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const { source, test } = yield* TestTokenSource.make([
+          t("s1", { expiresIn: "1 hour", delay: "500 millis" }),
+          t("s2", { expiresIn: "1 hour", delay: "500 millis" })
+        ])
+        const shared = yield* TokenStore.withStore(source, store, { key: "k" })
+        const fiber = yield* Effect.fork(Effect.all([shared.fetch, shared.fetch], { concurrency: 2 }))
+        yield* TestClock.adjust("500 millis")
+        expect(yield* test.calls).toBe(1)
+        // The second one polls every 100 ms and adopts the first one's token at the poll after it was written.
+        yield* TestClock.adjust("100 millis")
+        expect((yield* Fiber.join(fiber)).map(value)).toEqual(["s1", "s1"])
+        expect(yield* test.callTimes).toEqual([0])
+      })
+    )
+
     it.effect("shares a source outside a bearer", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory

@@ -129,10 +129,6 @@ export const make = (
                 const held = yield* readOptional(path)
                 if (Option.isNone(held)) return tries > 0 ? yield* attempt(tries - 1) : false
                 const lock = decodeLock(held.value)
-                if (Option.isSome(lock) && lock.value.owner === owner) {
-                  yield* replace(path, content)
-                  return true
-                }
                 if (Option.isSome(lock) && now < lock.value.expiresAt) return false
                 // Expired, or not a lock record at all: break it, but only if it is still the one we read.
                 const broke = yield* removeIf(

@@ -46,7 +46,7 @@ const resolve = (options: SharedOptions): Resolved => {
 
 let ownerCounter = 0
 
-/** A lock owner id unique across processes and across the wrappers of one process. @internal */
+/** A lock owner id unique across processes and across the fetches of one process. @internal */
 export const newOwner = (): string => `${globalThis.crypto.randomUUID()}-${++ownerCounter}`
 
 /** @internal */
@@ -57,8 +57,10 @@ export const withStore = (
 ): Effect.Effect<TokenSource["Type"]> =>
   Effect.sync(() => {
     const opts = resolve(options)
-    const owner = newOwner()
-    /** The token this wrapper handed out last: a stored token equal to it (or older) is no news. */
+    /**
+     * The token this wrapper handed out last. A fetch reads it when it begins (`known`): a stored token equal
+     * to that one (or older) is no news to it, while a token that a concurrent fetch wrote meanwhile is.
+     */
     let last: Token.Token | undefined
 
     const annotate = <A, E, R>(self: Effect.Effect<A, E, R>) =>
@@ -89,13 +91,15 @@ export const withStore = (
 
     const isAdoptable = (
       stored: Option.Option<StoredToken>,
-      now: number
+      now: number,
+      known: Token.Token | undefined
     ): stored is Option.Some<StoredToken> => {
       if (Option.isNone(stored)) return false
       const { token, writtenAt } = stored.value
       if (invalidReason(token, now) !== undefined) return false
       const expires = expiresAtMillis(token)
-      if (last !== undefined && (Equal.equals(token, last) || expires < expiresAtMillis(last))) return false
+      if (known !== undefined && (Equal.equals(token, known) || expires < expiresAtMillis(known)))
+        return false
       if (expires === Infinity) return true
       const lifetime = expires - Math.min(writtenAt, now)
       return now < expires - (1 - opts.freshFraction) * lifetime
@@ -140,42 +144,51 @@ export const withStore = (
       )
 
     /** Holding the lock: look again (the previous holder may have just written), then renew and share. */
-    const renewLocked = Effect.gen(function* () {
-      const again = yield* attempt("get", store.get(opts.key))
-      if (Either.isRight(again) && isAdoptable(again.right, yield* Clock.currentTimeMillis))
-        return yield* adopt(again.right.value)
-      const token = yield* source.fetch
-      yield* put(token)
-      return handOut(token)
-    })
+    const renewLocked = (known: Token.Token | undefined) =>
+      Effect.gen(function* () {
+        const again = yield* attempt("get", store.get(opts.key))
+        if (Either.isRight(again) && isAdoptable(again.right, yield* Clock.currentTimeMillis, known))
+          return yield* adopt(again.right.value)
+        const token = yield* source.fetch
+        yield* put(token)
+        return handOut(token)
+      })
 
-    const unlock = Effect.flatMap(attempt("unlock", store.unlock(opts.key, owner)), (result) =>
-      Either.isRight(result)
-        ? Effect.void
-        : annotate(Effect.logDebug(`TokenStore: could not release the lock (${result.left})`))
-    )
+    const unlock = (owner: string) =>
+      Effect.flatMap(attempt("unlock", store.unlock(opts.key, owner)), (result) =>
+        Either.isRight(result)
+          ? Effect.void
+          : annotate(Effect.logDebug(`TokenStore: could not release the lock (${result.left})`))
+      )
 
     type Step = { readonly _tag: "Done"; readonly token: Token.Token } | { readonly _tag: "Wait" }
 
-    /** Tries the lock once: renews if it got it, otherwise says to wait. */
-    const lockAndRenew = Effect.acquireUseRelease(
-      attempt("lock", store.tryLock(opts.key, owner, opts.lockTtl)),
-      (locked): Effect.Effect<Step | { readonly _tag: "Failed"; readonly why: string }, TokenSourceError> =>
-        Either.isLeft(locked)
-          ? Effect.succeed({ _tag: "Failed", why: `the store failed (${locked.left})` })
-          : locked.right
-            ? Effect.map(renewLocked, (token) => ({ _tag: "Done", token }) as const)
-            : Effect.succeed({ _tag: "Wait" }),
-      (locked) => (Either.isRight(locked) && locked.right ? unlock : Effect.void)
-    )
+    /** Tries the lock once for `owner`: renews if it got it, otherwise says to wait. */
+    const lockAndRenew = (owner: string, known: Token.Token | undefined) =>
+      Effect.acquireUseRelease(
+        attempt("lock", store.tryLock(opts.key, owner, opts.lockTtl)),
+        (
+          locked
+        ): Effect.Effect<Step | { readonly _tag: "Failed"; readonly why: string }, TokenSourceError> =>
+          Either.isLeft(locked)
+            ? Effect.succeed({ _tag: "Failed", why: `the store failed (${locked.left})` })
+            : locked.right
+              ? Effect.map(renewLocked(known), (token) => ({ _tag: "Done", token }) as const)
+              : Effect.succeed({ _tag: "Wait" }),
+        (locked) => (Either.isRight(locked) && locked.right ? unlock(owner) : Effect.void)
+      )
 
     const fetch = Effect.gen(function* () {
+      // One lock owner per fetch: two concurrent fetches of this wrapper are two contenders for the lock.
+      const owner = newOwner()
+      const known = last
       const deadline = (yield* Clock.currentTimeMillis) + opts.waitMillis
       const first = yield* attempt("get", store.get(opts.key))
       if (Either.isLeft(first)) return yield* direct(`the store failed (${first.left})`, false)
-      if (isAdoptable(first.right, yield* Clock.currentTimeMillis)) return yield* adopt(first.right.value)
+      if (isAdoptable(first.right, yield* Clock.currentTimeMillis, known))
+        return yield* adopt(first.right.value)
       while (true) {
-        const step = yield* lockAndRenew
+        const step = yield* lockAndRenew(owner, known)
         if (step._tag === "Done") return step.token
         if (step._tag === "Failed") return yield* direct(step.why, false)
         const now = yield* Clock.currentTimeMillis
@@ -187,7 +200,8 @@ export const withStore = (
         yield* Effect.sleep(Math.min(opts.pollMillis, deadline - now))
         const seen = yield* attempt("get", store.get(opts.key))
         if (Either.isLeft(seen)) return yield* direct(`the store failed (${seen.left})`, false)
-        if (isAdoptable(seen.right, yield* Clock.currentTimeMillis)) return yield* adopt(seen.right.value)
+        if (isAdoptable(seen.right, yield* Clock.currentTimeMillis, known))
+          return yield* adopt(seen.right.value)
       }
     })
 
@@ -212,7 +226,7 @@ export const makeMemory: Effect.Effect<Store> = Effect.sync(() => {
     tryLock: (key, owner, ttl) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const held = locks.get(key)
-        if (held !== undefined && held.owner !== owner && now < held.expiresAt) return false
+        if (held !== undefined && now < held.expiresAt) return false
         locks.set(key, { owner, expiresAt: now + Duration.toMillis(ttl) })
         return true
       }),

@@ -41,16 +41,22 @@ describe("OpenTelemetry", () => {
           ],
           { name: "otel" }
         ).pipe(Scope.extend(scope))
-        const reporting = yield* Effect.fork(bearer.fetch({ reportError: true }))
-        const waiting = yield* Effect.fork(bearer.fetch({ timeout: "1 minute" }))
+        // Wait spans are children of the caller's span: these callers run inside one.
+        const inCaller = <A, E>(effect: Effect.Effect<A, E>) => Effect.withSpan(effect, "caller")
+        const reporting = yield* Effect.fork(inCaller(bearer.fetch({ reportError: true })))
+        const waiting = yield* Effect.fork(inCaller(bearer.fetch({ timeout: "1 minute" })))
         yield* settle
         expect(reasonOf(yield* Effect.flip(Fiber.join(reporting)))).toBe("InvalidToken")
         yield* TestClock.adjust(1000 + 1500)
         expect(value(yield* Fiber.join(waiting))).toBe(SECRETS[0])
         // A synchronous renewal: a third wait span, a fourth refresh span.
-        const sync = yield* Effect.fork(bearer.fetch({ synchronous: true, renewRequired: true }))
+        const sync = yield* Effect.fork(inCaller(bearer.fetch({ synchronous: true, renewRequired: true })))
         yield* TestClock.adjust(10)
         expect(value(yield* Fiber.join(sync))).toBe(SECRETS[1])
+        // A fetch that waits outside any span records no wait span (a fifth refresh span, though).
+        const untraced = yield* Effect.fork(bearer.fetch({ renewRequired: true }))
+        yield* TestClock.adjust(10)
+        expect(value(yield* Fiber.join(untraced))).toBe(SECRETS[1])
         // The hot path makes no span.
         yield* bearer.fetch()
         yield* Scope.close(scope, Exit.void)
@@ -76,16 +82,18 @@ describe("OpenTelemetry", () => {
           "bearer.reason": "SourceError"
         },
         { "bearer.name": "otel", "bearer.attempt": 3, "bearer.outcome": "success" },
-        { "bearer.name": "otel", "bearer.attempt": 4, "bearer.outcome": "success" }
+        { "bearer.name": "otel", "bearer.attempt": 4, "bearer.outcome": "success" },
+        { "bearer.name": "otel", "bearer.attempt": 5, "bearer.outcome": "success" }
       ])
       expect(attributes.map((a) => a["bearer.reason"])).toEqual([
         "InvalidToken",
         "SourceError",
         undefined,
+        undefined,
         undefined
       ])
       // A failed attempt's span ends with status ERROR (2), a successful one with OK (1).
-      expect(refresh.map((span) => span.status.code)).toEqual([2, 2, 1, 1])
+      expect(refresh.map((span) => span.status.code)).toEqual([2, 2, 1, 1, 1])
       // Refresh spans are roots: the background work belongs to no caller's trace.
       for (const span of refresh) expect(span.parentSpanContext).toBeUndefined()
       expect(wait.map((span) => span.attributes["bearer.mode"]).sort()).toEqual([
@@ -93,7 +101,7 @@ describe("OpenTelemetry", () => {
         "reportError",
         "synchronous"
       ])
-      expect(spans.filter((span) => span.name.startsWith("RenewableBearer")).length).toBe(7)
+      expect(spans.filter((span) => span.name.startsWith("RenewableBearer")).length).toBe(8)
       // No attribute, event or status of any span carries a token value.
       for (const span of spans) {
         const rendered = JSON.stringify({

@@ -13,6 +13,7 @@ import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Tracer from "effect/Tracer"
 import {
   type FetchError,
   InvalidOptionsError,
@@ -476,10 +477,21 @@ export const make = (
       return state.hit
     }
 
-    const waitSpan = (mode: string) =>
-      Effect.withSpan("RenewableBearer.wait", {
-        attributes: { "bearer.name": opts.name, "bearer.mode": mode }
-      })
+    /**
+     * A waiting fetch gets a span as a child of its caller's span. A fetch outside any span records none: a
+     * root span per waiter would be noise, and in a cold herd of 100,000 waiters its cost dominates.
+     */
+    const waitSpan =
+      (mode: string) =>
+      (wait: Effect.Effect<Token.Token, FetchError>): Effect.Effect<Token.Token, FetchError> =>
+        Effect.withFiberRuntime((fiber) =>
+          Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
+            ? wait
+            : Effect.withSpan(wait, "RenewableBearer.wait", {
+                attributes: { "bearer.name": opts.name, "bearer.mode": mode },
+                captureStackTrace: false
+              })
+        )
 
     const slowFetch = (options: FetchOptions | undefined): Effect.Effect<Token.Token, FetchError> =>
       Effect.clockWith((clock) =>

@@ -31,6 +31,7 @@ import { backoffMillis, decodeMillis, resolve, veryLongMillis } from "./options.
 import * as receiver from "./receiver.js"
 import * as tokenStore from "./tokenStore.js"
 import { expiresAtMillis, invalidReason } from "./token.js"
+import * as Waiters from "./waiters.js"
 
 /**
  * What the cache holds. The hot path reads it with one `Ref` read and compares `usableUntil` with the clock:
@@ -68,7 +69,7 @@ type Wait =
 
 interface SyncRequest {
   readonly timeoutMillis: number
-  readonly deferred: Deferred.Deferred<Token.Token, FetchError>
+  readonly waiters: Waiters.Waiters<Token.Token, FetchError>
 }
 
 /** Effect's live clock cannot arm a timer longer than this; longer sleeps are taken in parts. */
@@ -111,7 +112,7 @@ export const make = (
       ? yield* TokenSource
       : yield* tokenStore.withStore(yield* TokenSource, store.value, {
           key: opts.storeKey,
-          lockTtl: opts.refreshRequestMillis / 2,
+          lockTtl: opts.refreshRequestMillis,
           waitTimeout: (opts.refreshRequestMillis * 3) / 4,
           operationTimeout: Math.min(1_000, opts.refreshRequestMillis / 5),
           freshFraction: opts.lifetimeSafeFraction,
@@ -127,8 +128,8 @@ export const make = (
     let syncRequest: SyncRequest | undefined
     let syncInFlight: SyncRequest | undefined
     let wake = newDeferred<void, never>()
-    let nextToken = newDeferred<Token.Token, StoppedError>()
-    let nextAttempt = newDeferred<Token.Token, FetchError>()
+    let nextToken = Waiters.make<Token.Token, StoppedError>()
+    let nextAttempt = Waiters.make<Token.Token, FetchError>()
     let failures = 0
     let unchanged = 0
     let attempts = 0
@@ -303,11 +304,11 @@ export const make = (
           lastFailure = undefined
           renewalPending = false
           const done = Exit.succeed(token)
-          Deferred.unsafeDone(nextToken, done)
-          Deferred.unsafeDone(nextAttempt, done)
-          if (sync !== undefined) Deferred.unsafeDone(sync.deferred, done)
-          nextToken = newDeferred()
-          nextAttempt = newDeferred()
+          nextToken.done(done)
+          nextAttempt.done(done)
+          sync?.waiters.done(done)
+          nextToken = Waiters.make()
+          nextAttempt = Waiters.make()
           Metrics.refreshAttempts.unsafeUpdate(
             1,
             labelsWith("result", "success", "reason", unchanged > 0 ? "unchanged" : "renewed")
@@ -330,9 +331,9 @@ export const make = (
         failures += 1
         lastFailure = error
         const done = Exit.fail(error)
-        Deferred.unsafeDone(nextAttempt, done)
-        if (sync !== undefined) Deferred.unsafeDone(sync.deferred, done)
-        nextAttempt = newDeferred()
+        nextAttempt.done(done)
+        sync?.waiters.done(done)
+        nextAttempt = Waiters.make()
         const delay = yield* retryDelay(error)
         Metrics.refreshAttempts.unsafeUpdate(1, labelsWith("result", "failure", "reason", error.reason))
         Metrics.refreshDuration.unsafeUpdate(lastLatencyMillis / 1000, labelsWith("result", "failure"))
@@ -403,10 +404,10 @@ export const make = (
         yield* Fiber.interrupt(loopFiber)
         yield* SubscriptionRef.set(cache, stoppedState)
         const done = Exit.fail(stoppedError)
-        Deferred.unsafeDone(nextToken, done)
-        Deferred.unsafeDone(nextAttempt, done)
-        if (syncRequest !== undefined) Deferred.unsafeDone(syncRequest.deferred, done)
-        if (syncInFlight !== undefined) Deferred.unsafeDone(syncInFlight.deferred, done)
+        nextToken.done(done)
+        nextAttempt.done(done)
+        syncRequest?.waiters.done(done)
+        syncInFlight?.waiters.done(done)
         syncRequest = syncInFlight = undefined
         yield* Effect.logDebug("RenewableBearer: stopped")
       })
@@ -454,20 +455,20 @@ export const make = (
 
     const synchronousFetch = (options: FetchOptions): Effect.Effect<Token.Token, FetchError> => {
       const pending = syncInFlight ?? syncRequest
-      if (pending !== undefined) return Deferred.await(pending.deferred)
+      if (pending !== undefined) return pending.waiters.await
       let timeoutMillis = opts.refreshRequestMillis
       if (options.renewRequestTimeout !== undefined) {
         const decoded = decodeMillis(options.renewRequestTimeout)
         if (typeof decoded === "string") return invalidFetchOptions(`renewRequestTimeout: ${decoded}`)
         timeoutMillis = decoded
       }
-      const request: SyncRequest = { timeoutMillis, deferred: newDeferred() }
+      const request: SyncRequest = { timeoutMillis, waiters: Waiters.make() }
       syncRequest = request
       renewalPending = true
       start()
       signal()
       signalSync()
-      return Deferred.await(request.deferred)
+      return request.waiters.await
     }
 
     /** Hands out a usable cached token, counting a hit or, past the refresh point, a stale serve. */
@@ -508,8 +509,8 @@ export const make = (
             renewalPending = true
             signal()
             return options?.reportError === true
-              ? withTimeout(Deferred.await(nextAttempt), options).pipe(waitSpan("reportError"))
-              : withTimeout(Deferred.await(nextToken), options).pipe(waitSpan("asynchronous"))
+              ? withTimeout(nextAttempt.await, options).pipe(waitSpan("reportError"))
+              : withTimeout(nextToken.await, options).pipe(waitSpan("asynchronous"))
           })
         )
       )

@@ -114,14 +114,17 @@ export interface SharedOptions {
   /** The store key: names the source's configuration, never its secret. */
   readonly key: string
   /**
-   * How long the refresh lock lives if its holder never releases it (a crashed process). Default 2.5 seconds
-   * (half of the bearer's default `refreshRequestTimeout`).
+   * How long the refresh lock lives if its holder never releases it (a crashed process). Default 5 seconds:
+   * the bearer uses its `refreshRequestTimeout`, which bounds the source call the lock protects, so a live
+   * holder's lock never expires under it.
    */
   readonly lockTtl?: Duration.DurationInput | undefined
   /**
    * How long a process that finds the lock taken waits for the holder's token before it calls the source
-   * itself. Default 3.75 seconds (three quarters of the default `refreshRequestTimeout`), longer than
-   * `lockTtl`, so that a dead holder's lock expires while the others still wait and one of them takes it over.
+   * itself. Default 3.75 seconds (three quarters of the default `refreshRequestTimeout`). It is shorter than
+   * `lockTtl` on purpose: nobody is stalled for the whole lock. The trade-off: when a holder dies, a waiter
+   * that came less than `lockTtl - waitTimeout` after it took the lock gives up before the lock expires and
+   * calls the source itself (one call each, its token shared); a later one takes the expired lock over.
    */
   readonly waitTimeout?: Duration.DurationInput | undefined
   /** How often a waiting process looks at the store. Default 100 millis. */

@@ -231,7 +231,7 @@ describe("RedisTokenStore", () => {
       )
 
       it.scopedLive(
-        "the lock holder killed mid-refresh delays the others by at most the lock's expiry",
+        "the lock holder killed mid-refresh delays another by at most the wait, with one more call",
         () =>
           Effect.gen(function* () {
             const server = yield* tokenServer({ lifetimeMillis: 60_000, hangFirst: true })
@@ -241,9 +241,10 @@ describe("RedisTokenStore", () => {
               REDIS_URL: url,
               STORE_PREFIX: uniquePrefix(),
               RUN_MILLIS: "4500",
-              REFRESH_TIMEOUT_MILLIS: "4000"
+              // Lock ttl 3 s, wait 2.25 s; two processes, so that the count is exact (see FileTokenStore).
+              REFRESH_TIMEOUT_MILLIS: "3000"
             }
-            const workers = yield* Effect.forEach(["r1", "r2", "r3"], (id) => spawnWorker(id, env))
+            const workers = yield* Effect.forEach(["r1", "r2"], (id) => spawnWorker(id, env))
             const first = yield* server.firstCall
             const holder = workers.find((w) => w.id === first.worker)!
             yield* holder.kill("SIGKILL")
@@ -253,12 +254,14 @@ describe("RedisTokenStore", () => {
             const delays = results.map((r) => r.firstTokenAt! - first.at)
             console.log(
               `redis store, holder ${holder.id} killed: ${calls.length} source calls, survivors got their first ` +
-                `token ${delays.join(" / ")} ms after the dead holder took the lock (lock ttl 2000 ms)`
+                `token ${delays.join(" / ")} ms after the dead holder took the lock (lock ttl 3000 ms, wait 2250 ms)`
             )
             expect(calls.length).toBe(2)
-            for (const r of results) expect(r.failures, r.errors.join("; ")).toBe(0)
-            expect(Math.max(...delays)).toBeLessThanOrEqual(2_000 + 400)
-            expect(Math.max(...delays)).toBeGreaterThanOrEqual(2_000 - 200)
+            for (const r of results) {
+              expect(r.failures, r.errors.join("; ")).toBe(0)
+              expect(r.firstTokenAt! - r.startedAt).toBeLessThanOrEqual(2_250 + 400)
+              expect(r.firstTokenAt! - first.at).toBeGreaterThanOrEqual(2_250 - 200)
+            }
           }),
         25_000
       )

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Clock,
   Context,
   Duration,
   Effect,
@@ -328,15 +329,33 @@ describe("TokenStore", () => {
       "a hung source under the lock: the bearer's timeout interrupts it and the lock is released",
       () =>
         Effect.gen(function* () {
-          const store = yield* TokenStore.makeMemory
+          const memory = yield* TokenStore.makeMemory
+          const locks: Array<[string, number]> = []
+          const record = (what: string) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.sync(() => {
+                locks.push([what, now])
+              })
+            )
+          const store: TokenStore.TokenStore["Type"] = {
+            ...memory,
+            tryLock: (key, owner, ttl) =>
+              Effect.tap(memory.tryLock(key, owner, ttl), (ok) =>
+                record(`lock ${Duration.toMillis(ttl)} ms: ${ok}`)
+              ),
+            unlock: (key, owner) => Effect.zipRight(memory.unlock(key, owner), record("unlock"))
+          }
           const b = yield* setupShared(store, [TestTokenSource.hang, t("b1", { expiresIn: "1 hour" })], {
             refreshRequestTimeout: "2 seconds"
           })
           yield* Effect.fork(b.bearer.fetch())
           yield* TestClock.adjust("2 seconds")
-          // The lock ttl is 1 s here, but release does not wait for expiry: it is deleted by the finalizer.
-          expect(yield* store.tryLock("default", "someone", Duration.seconds(10))).toBe(true)
-          yield* store.unlock("default", "someone")
+          // The lock lives as long as the refreshRequestTimeout; the finalizer releases it when the timeout
+          // interrupts the source.
+          expect(locks).toEqual([
+            ["lock 2000 ms: true", 0],
+            ["unlock", 2000]
+          ])
           yield* TestClock.adjust("1 second")
           expect(value(yield* b.bearer.fetch())).toBe("b1")
           expect(yield* b.source.callTimes).toEqual([0, 3000])

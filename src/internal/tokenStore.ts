@@ -35,7 +35,7 @@ const resolve = (options: SharedOptions): Resolved => {
   const fraction = options.freshFraction
   return {
     key: options.key,
-    lockTtl: Duration.millis(Math.max(1, millis(options.lockTtl, 2_500))),
+    lockTtl: Duration.millis(Math.max(1, millis(options.lockTtl, 5_000))),
     waitMillis: millis(options.waitTimeout, 3_750),
     pollMillis: Math.max(1, millis(options.pollInterval, 100)),
     operationMillis: Math.max(1, millis(options.operationTimeout, 1_000)),

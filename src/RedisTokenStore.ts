@@ -69,7 +69,8 @@ export interface Options {
 /**
  * Builds the store in the current scope: the client is closed when the scope closes. Redis being unreachable
  * does not fail the build (the store fails its operations until Redis is back); failing to load `ioredis`
- * does, with a `TokenStoreError` (operation `open`).
+ * does, with a `TokenStoreError` (operation `open`), and so does an invalid `operationTimeout` or
+ * `connectTimeout` (reason `InvalidOptions`: not a finite positive duration).
  *
  * @since 0.1.0
  * @category constructors

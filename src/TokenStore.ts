@@ -52,6 +52,16 @@ export interface StoredToken {
 export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
 
 /**
+ * Why a store operation failed: `Unavailable` (the store cannot be reached), `Timeout` (it did not answer in
+ * time), `Failure` (its medium failed, such as a file system error), `InvalidOptions` (an option of a store's
+ * `make` or of `withStore` is not valid; the operation is `open`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TokenStoreErrorReason = "Unavailable" | "Timeout" | "Failure" | "InvalidOptions"
+
+/**
  * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).
  * A record that cannot be decoded or decrypted is not an error: it reads as absent. The bearer never fails a
  * request because of this error: it logs a warning and calls its source itself.
@@ -61,7 +71,7 @@ export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
  */
 export class TokenStoreError extends Data.TaggedError("TokenStoreError")<{
   readonly operation: TokenStoreOperation
-  readonly reason: "Unavailable" | "Timeout" | "Failure"
+  readonly reason: TokenStoreErrorReason
   readonly detail?: string | undefined
   readonly cause?: unknown
 }> {
@@ -141,7 +151,9 @@ export interface SharedOptions {
 }
 
 /**
- * Wraps a source so that it shares its tokens through `store`. One `fetch`:
+ * Wraps a source so that it shares its tokens through `store`; fails with a `TokenStoreError` (operation
+ * `open`, reason `InvalidOptions`) if an option is not valid (a negative or infinite duration, a
+ * `freshFraction` outside (0, 1]). One `fetch`:
  *
  * 1. adopts the stored token if it is newer than the last one this wrapper handed out and still fresh;
  * 2. otherwise takes the refresh lock, looks again, calls the source, writes the token, releases the lock;
@@ -159,7 +171,7 @@ export const withStore: (
   source: TokenSource["Type"],
   store: TokenStore["Type"],
   options: SharedOptions
-) => Effect.Effect<TokenSource["Type"]> = internal.withStore
+) => Effect.Effect<TokenSource["Type"], TokenStoreError> = internal.make
 
 /**
  * An in-memory store for one process: the tokens and locks live in the layer's instance. Time is read from

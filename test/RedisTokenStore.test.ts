@@ -58,6 +58,26 @@ const captureLogs = () => {
 
 describe("RedisTokenStore", () => {
   describe("without Redis", () => {
+    it.scoped("an invalid timeout fails the build with a TokenStoreError, never silently the default", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          RedisTokenStore.make({ keyPrefix: "t:", url: "redis://127.0.0.1:1", operationTimeout: -5 })
+        )
+        expect([error._tag, error.operation, error.reason]).toEqual([
+          "TokenStoreError",
+          "open",
+          "InvalidOptions"
+        ])
+        expect(error.message).toBe(
+          "Token store open failed (InvalidOptions): operationTimeout: expected a non-negative number of milliseconds, got -5"
+        )
+        const zero = yield* Effect.flip(RedisTokenStore.make({ keyPrefix: "t:", connectTimeout: "0 millis" }))
+        expect(zero.message).toBe(
+          "Token store open failed (InvalidOptions): connectTimeout: expected a positive duration, got 0 ms"
+        )
+      })
+    )
+
     it.scopedLive("an unreachable Redis: the layer builds, operations fail fast, fetches succeed", () => {
       const logs = captureLogs()
       return Effect.gen(function* () {

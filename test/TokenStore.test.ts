@@ -382,6 +382,36 @@ describe("TokenStore", () => {
       })
     )
 
+    it.effect("an invalid option fails with a TokenStoreError, never silently the default", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const { source } = yield* TestTokenSource.make([t("s1", { expiresIn: "1 hour" })])
+        const message = (options: Omit<TokenStore.SharedOptions, "key">) =>
+          Effect.map(Effect.flip(TokenStore.withStore(source, store, { key: "k", ...options })), (e) => [
+            e.operation,
+            e.reason,
+            e.message
+          ])
+        expect(yield* message({ lockTtl: -1 })).toEqual([
+          "open",
+          "InvalidOptions",
+          "Token store open failed (InvalidOptions): lockTtl: expected a non-negative number of milliseconds, got -1"
+        ])
+        expect((yield* message({ pollInterval: 0 }))[2]).toBe(
+          "Token store open failed (InvalidOptions): pollInterval: expected a positive duration, got 0 ms"
+        )
+        expect((yield* message({ waitTimeout: "forever" as Duration.DurationInput }))[2]).toBe(
+          'Token store open failed (InvalidOptions): waitTimeout: expected a duration, got "forever"'
+        )
+        expect((yield* message({ freshFraction: 1.5 }))[2]).toBe(
+          "Token store open failed (InvalidOptions): freshFraction: expected a number in (0, 1], got 1.5"
+        )
+        expect(
+          yield* Effect.either(TokenStore.withStore(source, store, { key: "k", waitTimeout: 0 }))
+        ).toMatchObject({ _tag: "Right" })
+      })
+    )
+
     it.effect("shares a source outside a bearer", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory

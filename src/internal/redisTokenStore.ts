@@ -9,17 +9,10 @@ import type * as RedisTokenStore from "../RedisTokenStore.js"
 import { type TokenStore, TokenStoreError, type TokenStoreOperation } from "../TokenStore.js"
 import { expiresAtMillis } from "./token.js"
 import { makeCodec } from "./storeRecord.js"
+import { durationOption } from "./tokenStore.js"
 
 /** Deletes the lock only if its value is still the caller's owner id. */
 const UNLOCK_SCRIPT = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`
-
-const decodeMillis = (input: Duration.DurationInput | undefined, fallback: number): number => {
-  if (input === undefined) return fallback
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded)) return fallback
-  const millis = Duration.toMillis(decoded.value)
-  return Number.isFinite(millis) && millis > 0 ? millis : fallback
-}
 
 const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
@@ -48,9 +41,9 @@ export const make = (
   options: RedisTokenStore.Options
 ): Effect.Effect<TokenStore["Type"], TokenStoreError, Scope.Scope> =>
   Effect.gen(function* () {
+    const operationMillis = yield* durationOption("operationTimeout", options.operationTimeout, 500, true)
+    const connectMillis = yield* durationOption("connectTimeout", options.connectTimeout, 2_000, true)
     const RedisClass = yield* loadRedis
-    const operationMillis = decodeMillis(options.operationTimeout, 500)
-    const connectMillis = decodeMillis(options.connectTimeout, 2_000)
     const codec = makeCodec(options.encryptionKey)
     const prefix = options.keyPrefix
     const tokenKey = (key: string) => `${prefix}token:${key}`

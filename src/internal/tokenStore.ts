@@ -7,7 +7,8 @@ import * as Option from "effect/Option"
 import type { TokenSourceError } from "../Errors.js"
 import type * as Token from "../Token.js"
 import type { TokenSource } from "../TokenSource.js"
-import type { SharedOptions, StoredToken, TokenStore, TokenStoreError } from "../TokenStore.js"
+import { type SharedOptions, type StoredToken, type TokenStore, TokenStoreError } from "../TokenStore.js"
+import { decodeMillis } from "./options.js"
 import { expiresAtMillis, invalidReason } from "./token.js"
 
 type Store = TokenStore["Type"]
@@ -23,40 +24,75 @@ interface Resolved {
   readonly name: string
 }
 
-const millis = (input: Duration.DurationInput | undefined, fallback: number): number => {
-  if (input === undefined) return fallback
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded)) return fallback
-  const ms = Duration.toMillis(decoded.value)
-  return Number.isFinite(ms) && ms >= 0 ? ms : fallback
+/** A `TokenStoreError` for an option of `withStore` or of a store's `make` that is not valid. @internal */
+export const invalidOption = (option: string, detail: string): TokenStoreError =>
+  new TokenStoreError({ operation: "open", reason: "InvalidOptions", detail: `${option}: ${detail}` })
+
+/**
+ * Decodes a duration option with the bearer's own decoder (`decodeMillis`): absent gives `fallback`; a value
+ * that is not a finite duration, or is zero when `positive`, is an error, never silently the default.
+ *
+ * @internal
+ */
+export const durationOption = (
+  option: string,
+  input: Duration.DurationInput | undefined,
+  fallback: number,
+  positive: boolean
+): Either.Either<number, TokenStoreError> => {
+  if (input === undefined) return Either.right(fallback)
+  const millis = decodeMillis(input)
+  if (typeof millis === "string") return Either.left(invalidOption(option, millis))
+  return positive && !(millis > 0)
+    ? Either.left(invalidOption(option, `expected a positive duration, got ${millis} ms`))
+    : Either.right(millis)
 }
 
-const resolve = (options: SharedOptions): Resolved => {
-  const fraction = options.freshFraction
-  return {
-    key: options.key,
-    lockTtl: Duration.millis(Math.max(1, millis(options.lockTtl, 5_000))),
-    waitMillis: millis(options.waitTimeout, 3_750),
-    pollMillis: Math.max(1, millis(options.pollInterval, 100)),
-    operationMillis: Math.max(1, millis(options.operationTimeout, 1_000)),
-    freshFraction: typeof fraction === "number" && fraction > 0 && fraction <= 1 ? fraction : 0.9,
-    name: options.name ?? "default"
-  }
-}
+const resolve = (options: SharedOptions): Either.Either<Resolved, TokenStoreError> =>
+  Either.gen(function* () {
+    const fraction = options.freshFraction
+    if (fraction !== undefined && !(typeof fraction === "number" && fraction > 0 && fraction <= 1))
+      return yield* Either.left(
+        invalidOption("freshFraction", `expected a number in (0, 1], got ${fraction}`)
+      )
+    return {
+      key: options.key,
+      lockTtl: Duration.millis(yield* durationOption("lockTtl", options.lockTtl, 5_000, true)),
+      waitMillis: yield* durationOption("waitTimeout", options.waitTimeout, 3_750, false),
+      pollMillis: yield* durationOption("pollInterval", options.pollInterval, 100, true),
+      operationMillis: yield* durationOption("operationTimeout", options.operationTimeout, 1_000, true),
+      freshFraction: fraction ?? 0.9,
+      name: options.name ?? "default"
+    }
+  })
 
 let ownerCounter = 0
 
 /** A lock owner id unique across processes and across the fetches of one process. @internal */
 export const newOwner = (): string => `${globalThis.crypto.randomUUID()}-${++ownerCounter}`
 
-/** @internal */
+/**
+ * The bearer's wrapper. Its options derive from the bearer's own, already checked: invalid ones would be a
+ * bug, hence a defect.
+ *
+ * @internal
+ */
 export const withStore = (
   source: TokenSource["Type"],
   store: Store,
   options: SharedOptions
-): Effect.Effect<TokenSource["Type"]> =>
-  Effect.sync(() => {
-    const opts = resolve(options)
+): Effect.Effect<TokenSource["Type"]> => Effect.orDie(make(source, store, options))
+
+/** `TokenStore.withStore`: fails with a `TokenStoreError` (operation `open`) for an invalid option. @internal */
+export const make = (
+  source: TokenSource["Type"],
+  store: Store,
+  options: SharedOptions
+): Effect.Effect<TokenSource["Type"], TokenStoreError> =>
+  Effect.suspend(() => {
+    const resolved = resolve(options)
+    if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
+    const opts = resolved.right
     /**
      * The token this wrapper handed out last. A fetch reads it when it begins (`known`): a stored token equal
      * to that one (or older) is no news to it, while a token that a concurrent fetch wrote meanwhile is.
@@ -205,7 +241,7 @@ export const withStore = (
       }
     })
 
-    return { fetch } satisfies TokenSource["Type"]
+    return Effect.succeed({ fetch } satisfies TokenSource["Type"])
   })
 
 interface MemoryLock {

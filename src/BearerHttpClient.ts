@@ -16,7 +16,11 @@
  * own, a request waits until a token comes or the bearer stops.
  *
  * The current span gets `bearer.retried` (whether the request was replayed) and `bearer.attempts`. The token
- * is never logged.
+ * is never logged. Two things the token can travel with, beyond this module's control: an error of the inner
+ * client (a transport `RequestError`, a `ResponseError`) holds the request as it was sent, `Authorization`
+ * header included: Effect's loggers redact it, `JSON.stringify` outside a fiber does not. And a client that
+ * follows redirects (`HttpClient.followRedirects`, before or after authorizing) sends the token to wherever
+ * a redirect points, another origin included: follow redirects only where every target may see the token.
  *
  * @example
  * ```ts

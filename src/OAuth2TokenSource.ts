@@ -69,6 +69,7 @@ export interface TokenExchangeOptions {
   readonly requestedTokenType?: string | undefined
   /** Client authentication, when the endpoint wants it. Without a secret, `client_id` goes in the body. */
   readonly clientId?: string | undefined
+  /** Used only with a `clientId`: without one the request carries no client authentication at all. */
   readonly clientSecret?: Redacted.Redacted<string> | undefined
   /** Default `client_secret_basic` (when there is a secret). */
   readonly authMethod?: ClientAuthMethod | undefined

@@ -17,7 +17,7 @@ const Plain = Schema.Struct({
 })
 
 /** A stored token sealed with AES-256-GCM, version 1: `data` decrypts to a `Plain` record. */
-const Sealed = Schema.Struct({
+const SealedRecord = Schema.Struct({
   v: Schema.Literal(1),
   alg: Schema.Literal("A256GCM"),
   iv: Schema.String,
@@ -26,7 +26,7 @@ const Sealed = Schema.Struct({
 })
 
 const decodePlain = Schema.decodeUnknownEither(Schema.parseJson(Plain))
-const decodeSealed = Schema.decodeUnknownEither(Schema.parseJson(Sealed))
+const decodeSealed = Schema.decodeUnknownEither(Schema.parseJson(SealedRecord))
 
 /** Encodes and decodes the records of the file and Redis stores. @internal */
 export interface RecordCodec {
@@ -75,7 +75,7 @@ export const makeCodec = (encryptionKey: Redacted.Redacted<string> | undefined):
         v: 1,
         alg: "A256GCM",
         ...seal(key, plainText(stored), storeKey)
-      } satisfies typeof Sealed.Encoded),
+      } satisfies typeof SealedRecord.Encoded),
     decode: (storeKey, text) =>
       Either.match(decodeSealed(text), {
         onLeft: () => Option.none(),

@@ -84,7 +84,7 @@ export const consecutiveFailures = Metric.gauge("renewable_bearer_consecutive_fa
 })
 
 /**
- * Seconds until the cached token expires, as of the bearer's last event (a renewal, a failure, a wait); an
+ * Seconds until the cached token expires, as of the bearer's last refresh attempt (a renewal or a failure); an
  * infinite lifetime is reported as `-1`, no token as `0`. For alerts prefer the exact
  * `tokenExpiryTimestamp`.
  *

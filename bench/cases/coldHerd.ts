@@ -106,8 +106,9 @@ export const coldHerd: BenchCase = {
   run: async ({ smoke, log }) => {
     const sizes = smoke ? [100, 1_000] : [1_000, 10_000, 100_000]
     // Large herds take long on a small machine (with a timeout, each waiter is three fibers and a timer): they
-    // run once; the smallest size, cheap and the noisiest, twice (each alternates bearer and floor).
-    const repeats = (n: number) => (smoke || n >= 10_000 ? 1 : 2)
+    // run once; the smallest size, cheap (a few tens of milliseconds) and so the noisiest, five times (each
+    // alternates bearer and floor).
+    const repeats = (n: number) => (smoke || n >= 10_000 ? 1 : 5)
     const timeout = Duration.seconds(30)
     const rows: Array<Row> = []
     for (const [label, withTimeout] of [
@@ -179,7 +180,7 @@ export const coldHerd: BenchCase = {
     return {
       rows,
       notes: [
-        "Wall time: first fork to last join (fastest of 2 runs at N=1,000, one run above); the floor is N fibers awaiting one Deferred " +
+        "Wall time: first fork to last join (fastest of 5 runs at N=1,000, one run above); the floor is N fibers awaiting one Deferred " +
           "completed after 20 ms (with the same timeout on each waiter for the timeout rows).",
         "CPU per fetcher: process CPU time (all threads, GC included) over the same span, divided by N; its floor " +
           "column is the Deferred floor's. The N=100,000 vs N=1,000 row compares the bearer with itself.",

@@ -479,56 +479,53 @@ export const make = (
     }
 
     /**
-     * A waiting fetch gets a span as a child of its caller's span. A fetch outside any span records none: a
-     * root span per waiter would be noise, and in a cold herd of 100,000 waiters its cost dominates.
+     * What a fetch does once it has read the cache, in the caller's fiber: hand out a usable token (a hit, or
+     * past the refresh point a stale serve), or register as a waiter. Everything is decided in this one step,
+     * so a herd of waiters costs little each and the background fiber's source call starts soon after them.
+     *
+     * A waiting fetch gets a `RenewableBearer.wait` span as a child of its caller's span; a fetch outside any
+     * span records none (a root span per waiter would be noise, and would dominate a cold herd's cost).
      */
-    const waitSpan =
-      (mode: string) =>
-      (wait: Effect.Effect<Token.Token, FetchError>): Effect.Effect<Token.Token, FetchError> =>
-        Effect.withFiberRuntime((fiber) =>
-          Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
-            ? wait
-            : Effect.withSpan(wait, "RenewableBearer.wait", {
-                attributes: { "bearer.name": opts.name, "bearer.mode": mode },
-                captureStackTrace: false
-              })
-        )
-
-    const slowFetch = (options: FetchOptions | undefined): Effect.Effect<Token.Token, FetchError> =>
-      Effect.clockWith((clock) =>
-        Effect.flatMap(getState, (state) =>
-          Effect.suspend(() => {
-            if (stopped || state.stopped) return failStopped
-            const now = clock.unsafeCurrentTimeMillis()
-            if (options?.renewRequired !== true && now < state.usableUntil) return serve(state, now)
-            Metrics.cacheMisses.unsafeUpdate(1, labels)
-            recordExpiry(state.token, now)
-            if (options?.synchronous === true)
-              return withTimeout(synchronousFetch(options), options).pipe(waitSpan("synchronous"))
-            start()
-            renewalPending = true
-            signal()
-            return options?.reportError === true
-              ? withTimeout(nextAttempt.await, options).pipe(waitSpan("reportError"))
-              : withTimeout(nextToken.await, options).pipe(waitSpan("asynchronous"))
+    const decide = (
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      state: CacheState,
+      options: FetchOptions | undefined
+    ): Effect.Effect<Token.Token, FetchError> => {
+      const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+      if (now < state.usableUntil && options?.renewRequired !== true) return serve(state, now)
+      if (stopped || state.stopped) return failStopped
+      Metrics.cacheMisses.unsafeUpdate(1, labels)
+      let mode: "synchronous" | "reportError" | "asynchronous"
+      let wait: Effect.Effect<Token.Token, FetchError>
+      if (options?.synchronous === true) {
+        mode = "synchronous"
+        wait = synchronousFetch(options)
+      } else {
+        start()
+        renewalPending = true
+        signal()
+        mode = options?.reportError === true ? "reportError" : "asynchronous"
+        wait = mode === "reportError" ? nextAttempt.await : nextToken.await
+      }
+      wait = withTimeout(wait, options)
+      return Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
+        ? wait
+        : Effect.withSpan(wait, "RenewableBearer.wait", {
+            attributes: { "bearer.name": opts.name, "bearer.mode": mode },
+            captureStackTrace: false
           })
-        )
-      )
+    }
 
     // The hot path: one Ref read, one clock read, one comparison, a counter, and a prebuilt effect. It is a
-    // constant chain that allocates nothing: the clock check of a cached state is built once per state (so
-    // once per token) and remembered, and it reads the caller's `Clock` from its fiber as `Effect.clockWith`
-    // does, after the Ref, so the comparison is always against the current instant.
-    const slowFetchDefault = slowFetch(undefined)
+    // constant chain that allocates nothing: the step after the Ref read is built once per cached state (so
+    // once per token) and remembered; it reads the caller's `Clock` from its fiber as `Effect.clockWith` does,
+    // after the Ref, so the comparison is always against the current instant.
     let checkedState: CacheState | undefined
-    let check: Effect.Effect<Token.Token, FetchError> = slowFetchDefault
+    let check: Effect.Effect<Token.Token, FetchError> = failStopped
     const checkOf = (state: CacheState): Effect.Effect<Token.Token, FetchError> => {
       if (state !== checkedState) {
         checkedState = state
-        check = Effect.withFiberRuntime((fiber) => {
-          const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-          return now < state.usableUntil ? serve(state, now) : slowFetchDefault
-        })
+        check = Effect.withFiberRuntime((fiber) => decide(fiber, state, undefined))
       }
       return check
     }
@@ -537,14 +534,9 @@ export const make = (
     const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
       options === undefined
         ? fetchCached
-        : options.renewRequired === true
-          ? slowFetch(options)
-          : Effect.clockWith((clock) =>
-              Effect.flatMap(getState, (state) => {
-                const now = clock.unsafeCurrentTimeMillis()
-                return now < state.usableUntil ? serve(state, now) : slowFetch(options)
-              })
-            )
+        : Effect.flatMap(getState, (state) =>
+            Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
+          )
 
     const invalidate = (token: Token.Token): Effect.Effect<boolean> =>
       Effect.flatMap(getState, (state) => {

@@ -1,12 +1,10 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -83,8 +81,6 @@ const sleepMillis = (millis: number): Effect.Effect<void> =>
         Effect.suspend(() => sleepMillis(millis - MAX_TIMER_MILLIS))
       )
 
-const newDeferred = <A, E>() => Deferred.unsafeMake<A, E>(FiberId.none)
-
 const toRenewalError = (cause: Cause.Cause<unknown>): RenewalError => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
@@ -127,7 +123,6 @@ export const make = (
     let renewalPending = false
     let syncRequest: SyncRequest | undefined
     let syncInFlight: SyncRequest | undefined
-    let wake = newDeferred<void, never>()
     let nextToken = Waiters.make<Token.Token, StoppedError>()
     let nextAttempt = Waiters.make<Token.Token, FetchError>()
     let failures = 0
@@ -135,7 +130,6 @@ export const make = (
     let attempts = 0
     let lastFailure: RenewalError | undefined
     let lastLatencyMillis = 0
-    const startLatch = newDeferred<void, never>()
 
     // Metric labels, built once: Effect caches a metric's hook per label array.
     const labels = [MetricLabel.make("bearer", opts.name)]
@@ -159,28 +153,14 @@ export const make = (
       )
     }
 
-    let wakeSignaled = false
-    const signal = () => {
-      wakeSignaled = true
-      Deferred.unsafeDone(wake, Exit.void)
-    }
-    // A synchronous request also interrupts the wait for an attempt in flight, to abandon it.
-    let syncSignaled = false
-    let syncArrived = newDeferred<void, never>()
-    const signalSync = () => {
-      syncSignaled = true
-      Deferred.unsafeDone(syncArrived, Exit.void)
-    }
-    /** Arms a new wake-up signal if the current one has fired. */
-    const rearmWake = () => {
-      if (wakeSignaled) {
-        wakeSignaled = false
-        wake = newDeferred()
-      }
-    }
-    const start = () => {
-      Deferred.unsafeDone(startLatch, Exit.void)
-    }
+    // Wakes the background fiber from a refresh sleep; a synchronous request also abandons an attempt in flight.
+    const wake = Waiters.makeSignal()
+    const syncArrived = Waiters.makeSignal()
+    const signal = wake.fire
+    const signalSync = syncArrived.fire
+    // The background fiber is forked with the layer and waits here until the first fetch (or `eager`).
+    const startLatch = Waiters.make<void, never>()
+    const start = () => startLatch.done(Exit.void)
 
     // ---- the background fiber ------------------------------------------------------------------------
 
@@ -225,13 +205,9 @@ export const make = (
     ): Effect.Effect<Option.Option<Exit.Exit<Token.Token, RenewalError>>> =>
       Effect.suspend(() => {
         if (syncRequest !== undefined) return Effect.succeedNone
-        if (syncSignaled) {
-          syncSignaled = false
-          syncArrived = newDeferred()
-        }
         return Effect.raceFirst(
           Effect.map(Fiber.join(fiber), Option.some),
-          Effect.as(Deferred.await(syncArrived), Option.none())
+          Effect.as(syncArrived.next(), Option.none())
         )
       })
 
@@ -381,12 +357,11 @@ export const make = (
     const sleepUnlessWoken = (millis: number): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (renewalPending || syncRequest !== undefined) return Effect.void
-        rearmWake()
-        return Effect.raceFirst(sleepMillis(millis), Deferred.await(wake))
+        return Effect.raceFirst(sleepMillis(millis), wake.next())
       })
 
     const loop: Effect.Effect<never> = Effect.gen(function* () {
-      yield* Deferred.await(startLatch)
+      yield* startLatch.await
       let wait: Wait = { _tag: "Now" }
       while (true) {
         if (wait._tag === "Refresh") yield* sleepUnlessWoken(wait.millis)

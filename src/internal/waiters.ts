@@ -1,5 +1,5 @@
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 
 /**
  * A one-shot result that many fibers wait for: `Deferred`, except that a waiter who gives up (a timeout, an
@@ -33,6 +33,37 @@ export const make = <A, E>(): Waiters<A, E> => {
       result = exit
       for (const resume of waiting) resume(exit)
       waiting.clear()
+    }
+  }
+}
+
+/**
+ * A wake-up that one fiber waits for and anyone may fire. `next()` arms the signal at the moment it is
+ * called and returns the wait for a firing after that moment: an older firing is dropped, because the waiter
+ * looks at the state it cares about just before it calls `next()` (in the same synchronous step).
+ *
+ * @internal
+ */
+export interface Signal {
+  readonly fire: () => void
+  readonly next: () => Effect.Effect<void>
+}
+
+/** @internal */
+export const makeSignal = (): Signal => {
+  let current = make<void, never>()
+  let fired = false
+  return {
+    fire: () => {
+      fired = true
+      current.done(Exit.void)
+    },
+    next: () => {
+      if (fired) {
+        fired = false
+        current = make()
+      }
+      return current.await
     }
   }
 }

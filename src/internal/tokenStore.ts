@@ -197,6 +197,21 @@ export const make = (
           : annotate(Effect.logDebug(`TokenStore: could not release the lock (${result.left})`))
       )
 
+    /**
+     * Looks in the store: the token another process renewed, adopted, or `None`. A store that fails ends the
+     * fetch with a direct call of the source.
+     */
+    const look = (known: Token.Token | undefined) =>
+      Effect.flatMap(attempt("get", store.get(opts.key)), (found) =>
+        Either.isLeft(found)
+          ? Effect.asSome(direct(`the store failed (${found.left})`, false))
+          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              isAdoptable(found.right, now, known)
+                ? Effect.asSome(adopt(found.right.value))
+                : Effect.succeedNone
+            )
+      )
+
     type Step = { readonly _tag: "Done"; readonly token: Token.Token } | { readonly _tag: "Wait" }
 
     /** Tries the lock once for `owner`: renews if it got it, otherwise says to wait. */
@@ -219,10 +234,8 @@ export const make = (
       const owner = newOwner()
       const known = last
       const deadline = (yield* Clock.currentTimeMillis) + opts.waitMillis
-      const first = yield* attempt("get", store.get(opts.key))
-      if (Either.isLeft(first)) return yield* direct(`the store failed (${first.left})`, false)
-      if (isAdoptable(first.right, yield* Clock.currentTimeMillis, known))
-        return yield* adopt(first.right.value)
+      const first = yield* look(known)
+      if (Option.isSome(first)) return first.value
       while (true) {
         const step = yield* lockAndRenew(owner, known)
         if (step._tag === "Done") return step.token
@@ -234,10 +247,8 @@ export const make = (
             true
           )
         yield* Effect.sleep(Math.min(opts.pollMillis, deadline - now))
-        const seen = yield* attempt("get", store.get(opts.key))
-        if (Either.isLeft(seen)) return yield* direct(`the store failed (${seen.left})`, false)
-        if (isAdoptable(seen.right, yield* Clock.currentTimeMillis, known))
-          return yield* adopt(seen.right.value)
+        const seen = yield* look(known)
+        if (Option.isSome(seen)) return seen.value
       }
     })
 

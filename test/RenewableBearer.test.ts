@@ -11,17 +11,15 @@ import {
   Layer,
   Option,
   Random,
-  Redacted,
   Scope,
   Stream,
   TestClock
 } from "effect"
 import { Errors, RenewableBearer, TestTokenSource, Token, TokenSource } from "effect-renewable-bearer"
-import { settle, setup } from "./utils/bearer.js"
+import { settle, setup, value } from "./utils/bearer.js"
 
 const HOUR = 3_600_000
 const t = TestTokenSource.token
-const value = (token: Token.Token) => Redacted.value(token.value)
 
 describe("RenewableBearer", () => {
   describe("the background fiber (point 1)", () => {

@@ -1,45 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Clock,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Logger,
-  Option,
-  Redacted,
-  Scope,
-  TestClock
-} from "effect"
-import { RenewableBearer, TestTokenSource, Token } from "effect-renewable-bearer"
+import { Clock, Duration, Effect, Exit, Fiber, Logger, Option, Scope, TestClock } from "effect"
+import { TestTokenSource, Token } from "effect-renewable-bearer"
 import { TokenSourceError } from "effect-renewable-bearer/Errors"
 import * as TokenStore from "effect-renewable-bearer/TokenStore"
-import { settle } from "./utils/bearer.js"
+import { settle, setup, value } from "./utils/bearer.js"
 
 const HOUR = 3_600_000
 const t = TestTokenSource.token
-const value = (token: Token.Token) => Redacted.value(token.value)
-
-/** A bearer over a scripted source and the given store, built in the test's scope; jitter off. */
-const setupShared = (
-  store: TokenStore.TokenStore["Type"],
-  steps: ReadonlyArray<TestTokenSource.Step>,
-  options?: RenewableBearer.Options
-) =>
-  Effect.gen(function* () {
-    const context = yield* Layer.build(
-      RenewableBearer.layer({ jitter: 0, ...options }).pipe(
-        Layer.provideMerge(TestTokenSource.layer(steps)),
-        Layer.provide(Layer.succeed(TokenStore.TokenStore, store))
-      )
-    )
-    return {
-      bearer: Context.get(context, RenewableBearer.RenewableBearer),
-      source: Context.get(context, TestTokenSource.TestTokenSource)
-    }
-  })
 
 /** Captures log lines as `LEVEL message`. */
 const captureLogs = () => {
@@ -88,14 +55,16 @@ describe("TokenStore", () => {
     it.scoped("a second bearer adopts the first one's token: one source call for both", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
-        const a = yield* setupShared(store, [
-          t("a1", { expiresIn: "1 hour" }),
-          t("a2", { expiresIn: "1 hour" })
-        ])
-        const b = yield* setupShared(store, [
-          t("b1", { expiresIn: "1 hour" }),
-          t("b2", { expiresIn: "1 hour" })
-        ])
+        const a = yield* setup(
+          [t("a1", { expiresIn: "1 hour" }), t("a2", { expiresIn: "1 hour" })],
+          undefined,
+          store
+        )
+        const b = yield* setup(
+          [t("b1", { expiresIn: "1 hour" }), t("b2", { expiresIn: "1 hour" })],
+          undefined,
+          store
+        )
         expect(value(yield* a.bearer.fetch())).toBe("a1")
         expect(value(yield* b.bearer.fetch())).toBe("a1")
         expect([yield* a.source.calls, yield* b.source.calls]).toEqual([1, 0])
@@ -112,8 +81,8 @@ describe("TokenStore", () => {
     it.scoped("bearers with different store keys do not share", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
-        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour" })], { storeKey: "idp/client-a" })
-        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })], { storeKey: "idp/client-b" })
+        const a = yield* setup([t("a1", { expiresIn: "1 hour" })], { storeKey: "idp/client-a" }, store)
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], { storeKey: "idp/client-b" }, store)
         expect(value(yield* a.bearer.fetch())).toBe("a1")
         expect(value(yield* b.bearer.fetch())).toBe("b1")
         expect(Option.map(yield* store.get("idp/client-a"), (s) => value(s.token))).toEqual(Option.some("a1"))
@@ -123,10 +92,11 @@ describe("TokenStore", () => {
     it.scoped("a stored token equal to the one being invalidated is not adopted again", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
-        const a = yield* setupShared(store, [
-          t("a1", { expiresIn: "1 hour" }),
-          t("a2", { expiresIn: "1 hour" })
-        ])
+        const a = yield* setup(
+          [t("a1", { expiresIn: "1 hour" }), t("a2", { expiresIn: "1 hour" })],
+          undefined,
+          store
+        )
         const first = yield* a.bearer.fetch()
         expect(yield* a.bearer.invalidate(first)).toBe(true)
         expect(value(yield* a.bearer.fetch())).toBe("a2")
@@ -140,7 +110,7 @@ describe("TokenStore", () => {
         const store = yield* TokenStore.makeMemory
         yield* store.put("default", { token: Token.make("old", { expiresAt: HOUR }), writtenAt: 0 })
         yield* TestClock.adjust(0.95 * HOUR)
-        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour" })])
+        const a = yield* setup([t("a1", { expiresIn: "1 hour" })], undefined, store)
         expect(value(yield* a.bearer.fetch())).toBe("a1")
         expect(yield* a.source.calls).toBe(1)
       })
@@ -151,7 +121,7 @@ describe("TokenStore", () => {
         const store = yield* TokenStore.makeMemory
         yield* store.put("default", { token: Token.make("left", { expiresAt: HOUR }), writtenAt: 0 })
         yield* TestClock.adjust(0.5 * HOUR)
-        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour" })])
+        const a = yield* setup([t("a1", { expiresIn: "1 hour" })], undefined, store)
         expect(value(yield* a.bearer.fetch())).toBe("left")
         expect(yield* a.source.calls).toBe(0)
         // It refreshes at 90 % of what was left when adopted.
@@ -163,8 +133,8 @@ describe("TokenStore", () => {
     it.scoped("a waiter adopts the lock holder's token as soon as it is written", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
-        const a = yield* setupShared(store, [t("a1", { expiresIn: "1 hour", delay: "450 millis" })])
-        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })])
+        const a = yield* setup([t("a1", { expiresIn: "1 hour", delay: "450 millis" })], undefined, store)
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, store)
         const fa = yield* Effect.fork(a.bearer.fetch())
         yield* settle
         const fb = yield* Effect.fork(b.bearer.fetch())
@@ -180,7 +150,7 @@ describe("TokenStore", () => {
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
         expect(yield* store.tryLock("default", "dead-process", Duration.seconds(1))).toBe(true)
-        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })])
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, store)
         const fiber = yield* Effect.fork(b.bearer.fetch())
         yield* TestClock.adjust("999 millis")
         expect(yield* b.source.calls).toBe(0)
@@ -198,7 +168,7 @@ describe("TokenStore", () => {
         const store = yield* TokenStore.makeMemory
         yield* store.tryLock("default", "stuck-process", Duration.hours(1))
         // refreshRequestTimeout 5 s: the wait is 3/4 of it.
-        const b = yield* setupShared(store, [t("b1", { expiresIn: "1 hour" })])
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, store)
         const fiber = yield* Effect.fork(b.bearer.fetch())
         yield* TestClock.adjust("3749 millis")
         expect(yield* b.source.calls).toBe(0)
@@ -214,7 +184,7 @@ describe("TokenStore", () => {
     it.scoped("a failing store: the fetch succeeds from the source, with a warning", () => {
       const logs = captureLogs()
       return Effect.gen(function* () {
-        const b = yield* setupShared(brokenStore("fail"), [t("b1", { expiresIn: "1 hour" })])
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, brokenStore("fail"))
         expect(value(yield* b.bearer.fetch())).toBe("b1")
         expect(yield* b.source.callTimes).toEqual([0])
         expect(
@@ -227,7 +197,7 @@ describe("TokenStore", () => {
 
     it.scoped("a hanging store delays a fetch by one operation timeout, no more", () =>
       Effect.gen(function* () {
-        const b = yield* setupShared(brokenStore("hang"), [t("b1", { expiresIn: "1 hour" })])
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, brokenStore("hang"))
         const fiber = yield* Effect.fork(b.bearer.fetch())
         yield* TestClock.adjust("1 second")
         expect(value(yield* Fiber.join(fiber))).toBe("b1")
@@ -249,7 +219,7 @@ describe("TokenStore", () => {
         Effect.gen(function* () {
           const scope = yield* Scope.make()
           const b = yield* Scope.extend(
-            setupShared(hungAt(operation), [t("b1", { expiresIn: "1 hour" })]),
+            setup([t("b1", { expiresIn: "1 hour" })], undefined, hungAt(operation)),
             scope
           )
           return { ...b, scope }
@@ -312,10 +282,11 @@ describe("TokenStore", () => {
     it.scoped("a source failure under the lock releases the lock and reaches the bearer", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
-        const b = yield* setupShared(store, [
-          TestTokenSource.fail("nope", { retryable: true }),
-          t("b1", { expiresIn: "1 hour" })
-        ])
+        const b = yield* setup(
+          [TestTokenSource.fail("nope", { retryable: true }), t("b1", { expiresIn: "1 hour" })],
+          undefined,
+          store
+        )
         const fiber = yield* Effect.fork(b.bearer.fetch({ reportError: true }))
         const error = yield* Effect.flip(Fiber.join(fiber))
         expect(error._tag).toBe("RenewalError")
@@ -345,9 +316,13 @@ describe("TokenStore", () => {
               ),
             unlock: (key, owner) => Effect.zipRight(memory.unlock(key, owner), record("unlock"))
           }
-          const b = yield* setupShared(store, [TestTokenSource.hang, t("b1", { expiresIn: "1 hour" })], {
-            refreshRequestTimeout: "2 seconds"
-          })
+          const b = yield* setup(
+            [TestTokenSource.hang, t("b1", { expiresIn: "1 hour" })],
+            {
+              refreshRequestTimeout: "2 seconds"
+            },
+            store
+          )
           yield* Effect.fork(b.bearer.fetch())
           yield* TestClock.adjust("2 seconds")
           // The lock lives as long as the refreshRequestTimeout; the finalizer releases it when the timeout

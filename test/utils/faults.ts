@@ -1,10 +1,12 @@
 import { expect } from "@effect/vitest"
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Effect, Option } from "effect"
 import type { Errors, RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
 import { Token } from "effect-renewable-bearer"
 
 /** The secret of a token, for assertions. */
-export const value = (token: Token.Token): string => Redacted.value(token.value)
+import { value } from "./bearer.js"
+
+export { value }
 
 /** `RenewalError` reason, or the tag of any other fetch error. */
 export const reasonOf = (error: Errors.FetchError): string =>

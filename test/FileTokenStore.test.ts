@@ -6,7 +6,13 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Token } from "effect-renewable-bearer"
 import * as FileTokenStore from "effect-renewable-bearer/FileTokenStore"
-import { generationBounds, spawnWorker, tokenServer, type WorkerResult } from "./fixtures/processes.js"
+import {
+  generationBounds,
+  killedHolderRun,
+  spawnWorker,
+  tokenServer,
+  type WorkerResult
+} from "./fixtures/processes.js"
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) =>
   fs.makeTempDirectoryScoped({ prefix: "token-store-" })
@@ -203,28 +209,14 @@ describe("FileTokenStore", () => {
       () =>
         Effect.gen(function* () {
           const dir = yield* tempDir
-          const server = yield* tokenServer({ lifetimeMillis: 60_000, hangFirst: true })
           // refreshRequestTimeout 3 s: lock ttl 3 s, wait 2.25 s. Two processes, so that the count is exact: the
           // survivor either gives up waiting and calls the source itself, or takes the expired lock over.
-          const env = {
-            TOKEN_URL: server.url,
+          const { first, results, calls } = yield* killedHolderRun("file store", ["w1", "w2"], {
             STORE: "file",
             STORE_DIR: dir,
             RUN_MILLIS: "4500",
             REFRESH_TIMEOUT_MILLIS: "3000"
-          }
-          const workers = yield* Effect.forEach(["w1", "w2"], (id) => spawnWorker(id, env))
-          const first = yield* server.firstCall
-          const holder = workers.find((w) => w.id === first.worker)!
-          yield* holder.kill("SIGKILL")
-          const survivors = workers.filter((w) => w !== holder)
-          const results = yield* Effect.forEach(survivors, (w) => w.result, { concurrency: "unbounded" })
-          const calls = yield* server.calls
-          const delays = results.map((r) => r.firstTokenAt! - first.at)
-          console.log(
-            `file store, holder ${holder.id} killed: ${calls.length} source calls, survivors got their first token ` +
-              `${delays.join(" / ")} ms after the dead holder took the lock (lock ttl 3000 ms, wait 2250 ms)`
-          )
+          })
           expect(calls.length).toBe(2) // the hung call of the dead holder, and the survivor's
           for (const r of results) {
             expect(r.failures, r.errors.join("; ")).toBe(0)

@@ -64,7 +64,8 @@ export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
  * - `SourceTimeout`: the source did not answer within the request timeout and was interrupted.
  * - `SourceDefect`: the source died (threw); the `cause` is the defect (as Effect reports it: an `Error`
  *   that died inside a span arrives as a copy with the same class and message).
- * - `InvalidToken`: the source returned a token the bearer will not cache (empty, or already expired).
+ * - `InvalidToken`: the source returned a token the bearer will not cache (empty, unsendable in a header,
+ *   longer than 16 KiB, or already expired).
  * - `Timeout`: the caller's own `timeout` ran out while it waited; the `cause` is the last attempt's cause.
  * - `InvalidOptions`: the fetch options were malformed (a negative or non-numeric timeout).
  *

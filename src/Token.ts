@@ -50,9 +50,11 @@ export type ExpirationInput = DateTime.DateTime | Date | number
 /**
  * Makes a token. Without `expiresAt` the token never expires.
  *
- * `make` does not check its input; the bearer does, when a source hands it a token: an empty value, an
- * expiration that is not a valid time, or one already past, is rejected with a `RenewalError` whose reason
- * is `InvalidToken`, and is never cached.
+ * `make` does not check its input; the bearer does, when a source hands it a token: a value that could not
+ * be sent in an `Authorization` header (empty, longer than 16 KiB, or holding a character other than
+ * visible ASCII: a space, CR, LF, NUL, any other control or a non-ASCII character), an expiration that is
+ * not a valid time, or one already past, is rejected with a `RenewalError` whose reason is `InvalidToken`,
+ * and is never cached.
  *
  * @example
  * ```ts

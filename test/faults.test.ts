@@ -146,6 +146,38 @@ describe("fault matrix: the token source", () => {
     })
   )
 
+  const unsendable = (index: number) =>
+    `the token value has a character that cannot be sent in a header (a space, a control or a non-ASCII character) at index ${index}`
+  // Tokens that would break every request (a header-injection attempt, a 431, a transport error): their
+  // values are not valid header values, or too long for any server.
+  const unsendableTokens: ReadonlyArray<[string, string, string]> = [
+    ["a token with CR LF inside", "abc\r\nX-Injected: 1", unsendable(3)],
+    ["a token with a NUL", "abc\u0000def", unsendable(3)],
+    ["a whitespace-only token", "   ", unsendable(0)],
+    ["a token with a leading space", " abc", unsendable(0)],
+    ["a token with a trailing newline", "abc.def\n", unsendable(7)],
+    ["a token with a tab inside", "abc\tdef", unsendable(3)],
+    ["a token with a non-ASCII character", "abcé", unsendable(3)],
+    [
+      "a token of 16 KiB + 1 characters",
+      "a".repeat(16 * 1024 + 1),
+      "the token value is longer than 16384 characters (16385)"
+    ],
+    [
+      "a token of 50 MB",
+      "a".repeat(50 * 1024 * 1024),
+      `the token value is longer than 16384 characters (${50 * 1024 * 1024})`
+    ]
+  ]
+
+  it.scoped("accepts a token of exactly 16 KiB of b64token characters and visible ASCII punctuation", () =>
+    Effect.gen(function* () {
+      const long = "a".repeat(16 * 1024 - 14) + "-._~+/!#$%&*=="
+      const { bearer } = yield* setup([t(long, { expiresIn: "1 hour" })])
+      expect(value(yield* fetchUsable(bearer, { reportError: true }))).toBe(long)
+    })
+  )
+
   const badTokens: ReadonlyArray<[string, TestTokenSource.Step, string]> = [
     ["an expiration in the past", t("past", { expiresAt: -1 }), "the token is already expired"],
     ["a zero lifetime", t("zero", { expiresIn: 0 }), "the token is already expired"],
@@ -165,7 +197,12 @@ describe("fault matrix: the token source", () => {
       t("early", { expiresAt: -8.64e15 - 1 }),
       "the expiration is outside the range of dates (beyond year 275760)"
     ],
-    ["an empty token string", t("", { expiresIn: "1 hour" }), "the token value is empty"]
+    ["an empty token string", t("", { expiresIn: "1 hour" }), "the token value is empty"],
+    ...unsendableTokens.map(([name, token, detail]): [string, TestTokenSource.Step, string] => [
+      name,
+      t(token, { expiresIn: "1 hour" }),
+      detail
+    ])
   ]
   for (const [name, bad, detail] of badTokens) {
     it.scoped(`returns ${name}: InvalidToken, never cached, the next attempt after 1 s`, () =>

@@ -113,12 +113,34 @@ export const hasExpiration = (self: Token.Token): boolean => expiresAtMillis(sel
 const MAX_DATE_MILLIS = 8.64e15
 
 /**
- * Why a token from a source must not be cached, or `undefined` when it is fine.
+ * The longest token value the bearer caches: 16 KiB. Servers answer `431` to larger headers and proxies drop
+ * them, so a longer token would fail every request for its whole lifetime.
+ *
+ * @internal
+ */
+export const MAX_TOKEN_LENGTH = 16 * 1024
+
+/**
+ * A character a token may not hold: anything but visible ASCII (`!` to `~`). That is RFC 6750's `b64token`
+ * widened to every character a header value can carry unquoted, since tokens in the wild go beyond the
+ * strict grammar; it rules out spaces, tabs, CR, LF, NUL and every other control or non-ASCII character.
+ */
+const unsendable = /[^\x21-\x7e]/
+
+/**
+ * Why a token from a source must not be cached, or `undefined` when it is fine. The detail names what is
+ * wrong and where, never the value.
  *
  * @internal
  */
 export const invalidReason = (self: Token.Token, now: number): string | undefined => {
-  if (Redacted.value(self.value).length === 0) return "the token value is empty"
+  const value = Redacted.value(self.value)
+  if (value.length === 0) return "the token value is empty"
+  if (value.length > MAX_TOKEN_LENGTH)
+    return `the token value is longer than ${MAX_TOKEN_LENGTH} characters (${value.length})`
+  const bad = unsendable.exec(value)
+  if (bad !== null)
+    return `the token value has a character that cannot be sent in a header (a space, a control or a non-ASCII character) at index ${bad.index}`
   const expires = expiresAtMillis(self)
   if (Number.isNaN(expires)) return "the expiration is not a valid time"
   if (expires !== Infinity && Math.abs(expires) > MAX_DATE_MILLIS)

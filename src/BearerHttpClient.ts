@@ -46,7 +46,8 @@ import type * as Layer from "effect/Layer"
 import type { FetchError } from "./Errors.js"
 import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/bearerHttpClient.js"
-import type { RenewableBearer } from "./RenewableBearer.js"
+import type * as Context from "effect/Context"
+import type { RenewableBearer, Service as BearerService } from "./RenewableBearer.js"
 
 /**
  * Options of the authorized client.
@@ -198,3 +199,53 @@ export const authorize: {
 export const layer: (
   options?: Options
 ) => Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | RenewableBearer> = internal.layer
+
+/**
+ * Authorizes a client with the bearer of `tag`, such as a named bearer declared with `RenewableBearer.Tag`
+ * (see `withBearer`).
+ *
+ * @example
+ * ```ts
+ * import { HttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { BearerHttpClient, RenewableBearer } from "effect-renewable-bearer"
+ *
+ * class BillingBearer extends RenewableBearer.Tag("app/BillingBearer")<BillingBearer>() {}
+ *
+ * const billingClient = Effect.gen(function* () {
+ *   return yield* BearerHttpClient.authorizeFrom(BillingBearer, yield* HttpClient.HttpClient)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const authorizeFrom: {
+  <Self, E, R>(
+    tag: Context.Tag<Self, BearerService>,
+    self: HttpClient.HttpClient.With<E, R>,
+    options: Options & { readonly failOnUnauthorized: true }
+  ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, Self>
+  <Self, E, R>(
+    tag: Context.Tag<Self, BearerService>,
+    self: HttpClient.HttpClient.With<E, R>,
+    options?: Options & { readonly failOnUnauthorized?: false | undefined }
+  ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError, R>, never, Self>
+  <Self, E, R>(
+    tag: Context.Tag<Self, BearerService>,
+    self: HttpClient.HttpClient.With<E, R>,
+    options?: Options
+  ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, Self>
+} = internal.authorizeFrom as any
+
+/**
+ * `layer` for the bearer of `tag`, such as a named bearer declared with `RenewableBearer.Tag`: replaces the
+ * `HttpClient` in context with one authorized by that bearer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFor: <Self>(
+  tag: Context.Tag<Self, BearerService>,
+  options?: Options
+) => Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | Self> = internal.layerFor

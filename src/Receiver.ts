@@ -10,7 +10,7 @@ import type * as Option from "effect/Option"
 import type { FetchError } from "./Errors.js"
 import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/receiver.js"
-import type { RenewableBearer } from "./RenewableBearer.js"
+import type { RenewableBearer, Service as BearerService } from "./RenewableBearer.js"
 import type * as Token from "./Token.js"
 
 /**
@@ -102,3 +102,25 @@ export const latest: Effect.Effect<Option.Option<Token.Token>, never, Receiver> 
 export const provideFresh: <A, E, R>(
   self: Effect.Effect<A, E, R>
 ) => Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> = internal.provideFresh
+
+/**
+ * Runs an effect with a fresh `Receiver` from the bearer of `tag`, such as a named bearer declared with
+ * `RenewableBearer.Tag`: one per call of the resulting effect.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Receiver, RenewableBearer } from "effect-renewable-bearer"
+ *
+ * class BillingBearer extends RenewableBearer.Tag("app/BillingBearer")<BillingBearer>() {}
+ *
+ * const program = Receiver.fetch.pipe(Receiver.provideFreshFrom(BillingBearer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const provideFreshFrom: <Self>(
+  tag: Context.Tag<Self, BearerService>
+) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Receiver> | Self> =
+  internal.provideFreshFrom

@@ -37,7 +37,7 @@ import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/renewableBearer.js"
 import type { Receiver } from "./Receiver.js"
 import type * as Token from "./Token.js"
-import type { TokenSource } from "./TokenSource.js"
+import { TokenSource } from "./TokenSource.js"
 
 /**
  * The renewable bearer service.
@@ -73,6 +73,14 @@ export class RenewableBearer extends Context.Tag("effect-renewable-bearer/Renewa
     readonly changes: Stream.Stream<Token.Token>
   }
 >() {}
+
+/**
+ * The bearer's interface: what `RenewableBearer`, and every named bearer declared with `Tag`, hands out.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Service = RenewableBearer["Type"]
 
 /**
  * Options of the bearer. Every field is optional; the defaults are the original module's.
@@ -172,3 +180,132 @@ export const layerConfig = (
  * @category layers
  */
 export const RenewableBearerLive: Layer.Layer<RenewableBearer, never, TokenSource> = Layer.orDie(layer())
+
+/**
+ * Declares a named bearer: a tag of its own, so a program can hold two or more bearers in one context, each
+ * with its own source, options, metric and span label, log annotation and store key. Build it with
+ * `layerFor`; the tag's key is the bearer's default `name`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+ *
+ * class BillingBearer extends RenewableBearer.Tag("app/BillingBearer")<BillingBearer>() {}
+ * class SearchBearer extends RenewableBearer.Tag("app/SearchBearer")<SearchBearer>() {}
+ *
+ * const BearersLive = Layer.mergeAll(
+ *   RenewableBearer.layerFor(BillingBearer, { source: TokenSource.fromToken(Token.make("billing")) }),
+ *   RenewableBearer.layerFor(SearchBearer, {
+ *     source: TokenSource.fromToken(Token.make("search")),
+ *     refreshRequestTimeout: "2 seconds"
+ *   })
+ * )
+ *
+ * const program = Effect.gen(function* () {
+ *   const billing = yield* (yield* BillingBearer).fetch()
+ *   const search = yield* (yield* SearchBearer).fetch()
+ *   return [billing, search] as const
+ * }).pipe(Effect.provide(BearersLive))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Tag =
+  <const Id extends string>(id: Id) =>
+  <Self>(): Context.TagClass<Self, Id, Service> =>
+    Context.Tag(id)<Self, Service>()
+
+/**
+ * Where a named bearer gets its tokens: a `TokenSource` service itself, or an effect that makes one (such as
+ * `OAuth2TokenSource.clientCredentials(...)`, or a tag of one's own for a source provided elsewhere).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SourceInput<E = never, R = never> = TokenSource["Type"] | Effect.Effect<TokenSource["Type"], E, R>
+
+/**
+ * Options of a named bearer: the bearer's options and, optionally, its own `source`. Without `source` it uses
+ * the `TokenSource` in context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NamedOptions<E = never, R = never> extends Options {
+  readonly source?: SourceInput<E, R> | undefined
+}
+
+/**
+ * Builds a bearer in the current scope with a source of its own (see `layerFor`); `name` defaults to
+ * `defaultName`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWith: {
+  <E = never, R = never>(
+    options: NamedOptions<E, R> & { readonly source: SourceInput<E, R> },
+    defaultName?: string
+  ): Effect.Effect<Service, InvalidOptionsError | E, R | Scope.Scope>
+  (
+    options?: Options,
+    defaultName?: string
+  ): Effect.Effect<Service, InvalidOptionsError, TokenSource | Scope.Scope>
+} = <E, R>(
+  options?: NamedOptions<E, R>,
+  defaultName?: string
+): Effect.Effect<Service, InvalidOptionsError | E, R | TokenSource | Scope.Scope> => {
+  const { source, ...rest } = options ?? {}
+  const bearerOptions: Options = { ...rest, name: rest.name ?? defaultName }
+  if (source === undefined) return make(bearerOptions)
+  const sourceEffect: Effect.Effect<TokenSource["Type"], E, R> = Effect.isEffect(source)
+    ? source
+    : Effect.succeed(source)
+  return Effect.flatMap(sourceEffect, (service) =>
+    Effect.provideService(make(bearerOptions), TokenSource, service)
+  )
+}
+
+/**
+ * The layer of a named bearer declared with `Tag`: its own source (given here, or the `TokenSource` in
+ * context), its own options. The bearer's `name` (metric label, span attribute, log annotation, and the
+ * default store key) defaults to the tag's key. Fails to build with `InvalidOptionsError` for options out of
+ * range.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer, Redacted } from "effect"
+ * import { OAuth2TokenSource, RenewableBearer } from "effect-renewable-bearer"
+ *
+ * class BillingBearer extends RenewableBearer.Tag("app/BillingBearer")<BillingBearer>() {}
+ *
+ * const BillingBearerLive = RenewableBearer.layerFor(BillingBearer, {
+ *   source: OAuth2TokenSource.clientCredentials({
+ *     tokenUrl: "https://auth.example.com/oauth2/token",
+ *     clientId: "billing",
+ *     clientSecret: Redacted.make("s3cr3t")
+ *   }),
+ *   eager: true
+ * }).pipe(Layer.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFor: {
+  <Self, E = never, R = never>(
+    tag: Context.Tag<Self, Service>,
+    options: NamedOptions<E, R> & { readonly source: SourceInput<E, R> }
+  ): Layer.Layer<Self, InvalidOptionsError | E, Exclude<R, Scope.Scope>>
+  <Self>(
+    tag: Context.Tag<Self, Service>,
+    options?: Options
+  ): Layer.Layer<Self, InvalidOptionsError, TokenSource>
+} = <Self, E, R>(
+  tag: Context.Tag<Self, Service>,
+  options?: NamedOptions<E, R>
+): Layer.Layer<Self, InvalidOptionsError | E, Exclude<R, Scope.Scope> | TokenSource> =>
+  Layer.scoped(tag, makeWith(options as NamedOptions<E, R> & { readonly source: SourceInput<E, R> }, tag.key))

@@ -34,7 +34,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
+import type { InvalidOptionsError } from "./Errors.js"
 import { TokenSourceError } from "./Errors.js"
+import * as RenewableBearer from "./RenewableBearer.js"
 import * as Token from "./Token.js"
 import { TokenSource } from "./TokenSource.js"
 
@@ -233,4 +235,64 @@ export const layer = (steps: Iterable<Step>): Layer.Layer<TokenSource | TestToke
     Effect.map(make(steps), ({ source, test }) =>
       Context.make(TokenSource, source).pipe(Context.add(TestTokenSource, test))
     )
+  )
+
+/**
+ * The identifier of the `TestTokenSource` handle of the named bearer `Bearer` (see `forBearer`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface For<Bearer> {
+  readonly _Bearer: (_: never) => Bearer
+}
+
+/**
+ * The tag of the `TestTokenSource` handle that reads the scripted source of a named bearer built with
+ * `layerFor`. Its key is derived from the bearer's tag, so each named bearer has its own handle.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const forBearer = <Self>(
+  bearer: Context.Tag<Self, RenewableBearer.Service>
+): Context.Tag<For<Self>, TestTokenSource["Type"]> =>
+  Context.GenericTag<For<Self>, TestTokenSource["Type"]>(
+    `effect-renewable-bearer/TestTokenSource/${bearer.key}`
+  )
+
+/**
+ * A named bearer (declared with `RenewableBearer.Tag`) on a scripted source of its own, and the handle that
+ * reads the script (`forBearer(tag)`): two named bearers in one test each play their own script.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
+ *
+ * class BillingBearer extends RenewableBearer.Tag("app/BillingBearer")<BillingBearer>() {}
+ *
+ * const program = Effect.gen(function* () {
+ *   const token = yield* (yield* BillingBearer).fetch()
+ *   const calls = yield* (yield* TestTokenSource.forBearer(BillingBearer)).calls
+ *   return [token, calls] as const // calls === 1
+ * }).pipe(
+ *   Effect.provide(TestTokenSource.layerFor(BillingBearer, [TestTokenSource.token("b1", { expiresIn: "1 hour" })]))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFor = <Self>(
+  bearer: Context.Tag<Self, RenewableBearer.Service>,
+  steps: Iterable<Step>,
+  options?: RenewableBearer.Options
+): Layer.Layer<Self | For<Self>, InvalidOptionsError> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const { source, test } = yield* make(steps)
+      const service = yield* RenewableBearer.makeWith({ ...options, source }, bearer.key)
+      return Context.make(bearer, service).pipe(Context.add(forBearer(bearer), test))
+    })
   )

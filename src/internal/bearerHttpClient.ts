@@ -10,7 +10,8 @@ import type * as BearerHttpClient from "../BearerHttpClient.js"
 import { UnauthorizedError } from "../BearerHttpClient.js"
 import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
-import { RenewableBearer } from "../RenewableBearer.js"
+import type * as Context from "effect/Context"
+import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
 
 /**
  * Whether a body can be sent twice. A stream (or a raw body that is a stream) is consumed by the first
@@ -103,11 +104,19 @@ const annotate = (attempts: number): Effect.Effect<void> =>
   Effect.annotateCurrentSpan({ "bearer.retried": attempts > 1, "bearer.attempts": attempts })
 
 /** @internal */
+export const authorizeFrom = <Self, E, R>(
+  tag: Context.Tag<Self, BearerService>,
+  self: HttpClient.HttpClient.With<E, R>,
+  options?: BearerHttpClient.Options
+): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, Self> =>
+  Effect.map(tag, (bearer) => withBearer(bearer, options)(self))
+
+/** @internal */
 export const authorize = <E, R>(
   self: HttpClient.HttpClient.With<E, R>,
   options?: BearerHttpClient.Options
 ): Effect.Effect<HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>, never, RenewableBearer> =>
-  Effect.map(RenewableBearer, (bearer) => withBearer(bearer, options)(self))
+  authorizeFrom(RenewableBearer, self, options)
 
 /**
  * Folds the bearer's errors into `HttpClientError`, so the authorized client can stand in for `HttpClient`.
@@ -141,21 +150,37 @@ export const toHttpClientError = (
   }
 }
 
+/**
+ * An authorized client that can stand in for `HttpClient`: the bearer's errors folded into `HttpClientError`.
+ *
+ * @internal
+ */
+export const asHttpClient = (
+  authorized: HttpClient.HttpClient.With<HttpClientError.HttpClientError | FetchError | UnauthorizedError>
+): HttpClient.HttpClient =>
+  HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+    (effect) =>
+      Effect.flatMap(effect, (request) =>
+        Effect.mapError(authorized.execute(request), (error) => toHttpClientError(request, error))
+      ),
+    Effect.succeed
+  )
+
 /** @internal */
-export const layer = (
+export const layerFor = <Self>(
+  tag: Context.Tag<Self, BearerService>,
   options?: BearerHttpClient.Options
-): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | RenewableBearer> =>
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | Self> =>
   Layer.effect(
     HttpClient.HttpClient,
     Effect.gen(function* () {
       const client = yield* HttpClient.HttpClient
-      const authorized = yield* authorize(client, options)
-      return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
-        (effect) =>
-          Effect.flatMap(effect, (request) =>
-            Effect.mapError(authorized.execute(request), (error) => toHttpClientError(request, error))
-          ),
-        Effect.succeed
-      )
+      return asHttpClient(yield* authorizeFrom(tag, client, options))
     })
   )
+
+/** @internal */
+export const layer = (
+  options?: BearerHttpClient.Options
+): Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | RenewableBearer> =>
+  layerFor(RenewableBearer, options)

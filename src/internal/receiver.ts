@@ -3,7 +3,8 @@ import * as Option from "effect/Option"
 import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
 import { Receiver } from "../Receiver.js"
-import { RenewableBearer } from "../RenewableBearer.js"
+import type * as Context from "effect/Context"
+import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 
 /** What a receiver needs from its bearer. @internal */
@@ -61,7 +62,11 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
 export function provideFresh<A, E, R>(
   self: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> {
-  return Effect.flatMap(RenewableBearer, (bearer) =>
-    Effect.provideServiceEffect(self, Receiver, bearer.receiver)
-  )
+  return provideFreshFrom(RenewableBearer)(self)
+}
+
+/** @internal */
+export function provideFreshFrom<Self>(tag: Context.Tag<Self, BearerService>) {
+  return <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Receiver> | Self> =>
+    Effect.flatMap(tag, (bearer) => Effect.provideServiceEffect(self, Receiver, bearer.receiver))
 }

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 
 /**
@@ -40,6 +41,8 @@ export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
   readonly retryable?: boolean | undefined
   readonly status?: number | undefined
   readonly code?: string | undefined
+  /** The least wait the source asked for before the next attempt (a `Retry-After`). */
+  readonly retryAfter?: Duration.DurationInput | undefined
   readonly cause?: unknown
 }> {
   /**

@@ -134,7 +134,9 @@ export class StoppedError extends Data.TaggedError("StoppedError")<{}> {
 }
 
 /**
- * An option given to `RenewableBearer.layer` (or read by `layerConfig`) is out of range.
+ * An option given to `RenewableBearer.layer` (or read by `layerConfig`), or to a token source such as
+ * `FileTokenSource`, is out of range or of the wrong type. `module` names the module whose option it is
+ * (absent: `RenewableBearer`).
  *
  * @since 0.1.0
  * @category errors
@@ -142,6 +144,7 @@ export class StoppedError extends Data.TaggedError("StoppedError")<{}> {
 export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
   readonly option: string
   readonly detail: string
+  readonly module?: string | undefined
 }> {
   /**
    * @since 0.1.0
@@ -152,7 +155,7 @@ export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")
    * @since 0.1.0
    */
   override get message(): string {
-    return `Invalid RenewableBearer option "${this.option}": ${this.detail}`
+    return `Invalid ${this.module ?? "RenewableBearer"} option "${this.option}": ${this.detail}`
   }
 }
 

@@ -76,29 +76,65 @@ export const OPTION_MAX_RETRIES = "max_fetch_token_retries"
  */
 export const VeryLongTimeout: Duration.Duration = Duration.days(365 * 10)
 
-const flag = (value: string | undefined): boolean | undefined =>
-  value === undefined ? undefined : value.length > 0
+/**
+ * The largest retry budget a fetch may ask for (`maxRetries`, or the metadata key `max_fetch_token_retries`),
+ * and the largest `maxRetries` a bearer accepts: a receiver makes at most this many attempts for one request.
+ * A larger value is malformed: `fromMetadata` ignores it with a warning (so the bearer's own budget applies),
+ * and `RenewableBearer.layer` refuses it with `InvalidOptionsError`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_RETRIES_LIMIT = 100
+
+/** Plain decimal numbers only: no sign, exponent, hexadecimal, binary, octal or surrounding whitespace. */
+const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/
+const INTEGER = /^\d+$/
+
+/** What a warning shows of an ignored value: a string cut to 64 characters, or the type of anything else. */
+const shown = (value: unknown): string =>
+  typeof value !== "string"
+    ? `(not a string: ${value === null ? "null" : typeof value})`
+    : value.length > 64
+      ? `${JSON.stringify(value.slice(0, 64))}… (${value.length} characters)`
+      : JSON.stringify(value)
+
+const ignore = (key: string, value: unknown): Effect.Effect<undefined> =>
+  Effect.as(
+    Effect.logWarning(`Ignoring malformed fetch option ${key}`).pipe(
+      Effect.annotateLogs({ value: shown(value) })
+    ),
+    undefined
+  )
+
+const flag = (
+  metadata: Readonly<Record<string, unknown>>,
+  key: string
+): Effect.Effect<boolean | undefined> => {
+  const raw = metadata[key]
+  if (raw === undefined) return Effect.succeed(undefined)
+  return typeof raw === "string" ? Effect.succeed(raw.length > 0) : ignore(key, raw)
+}
 
 const parseNumber = (
-  metadata: Readonly<Record<string, string>>,
+  metadata: Readonly<Record<string, unknown>>,
   key: string,
+  pattern: RegExp,
   isValid: (n: number) => boolean
 ): Effect.Effect<number | undefined> => {
   const raw = metadata[key]
-  if (raw === undefined || raw.length === 0) return Effect.succeed(undefined)
-  const parsed = Number(raw.trim())
-  return raw.trim().length > 0 && isValid(parsed)
-    ? Effect.succeed(parsed)
-    : Effect.as(
-        Effect.logWarning(`Ignoring malformed fetch option ${key}`).pipe(Effect.annotateLogs({ value: raw })),
-        undefined
-      )
+  if (raw === undefined || raw === "") return Effect.succeed(undefined)
+  if (typeof raw !== "string") return ignore(key, raw)
+  const parsed = Number(raw)
+  return pattern.test(raw) && isValid(parsed) ? Effect.succeed(parsed) : ignore(key, raw)
 }
 
 /**
  * Reads fetch options from the original module's string keys (as they travel in request metadata): a flag
- * is on when its value is non-empty; a malformed number is logged as a warning and ignored. Keys it does not
- * know are ignored.
+ * is on when its value is non-empty; a number must be a plain decimal (`"2.5"`, `".5"`, `"3"`: no sign, exponent,
+ * `0x`/`0b`/`0o` prefix or surrounding whitespace), a retry budget an integer of at most
+ * `MAX_RETRIES_LIMIT`. A malformed number, or a value that is not a string at all, is logged as a warning and
+ * ignored. Keys it does not know are ignored.
  *
  * @example
  * ```ts
@@ -118,18 +154,21 @@ const parseNumber = (
  */
 export const fromMetadata = (metadata: Readonly<Record<string, string>>): Effect.Effect<FetchOptions> =>
   Effect.gen(function* () {
-    const seconds = yield* parseNumber(
-      metadata,
-      OPTION_RENEW_REQUEST_TIMEOUT,
-      (n) => Number.isFinite(n) && n >= 0
+    // Metadata comes from outside the type system (headers, RPC metadata): every value is checked at run time.
+    const untrusted: Readonly<Record<string, unknown>> = metadata ?? {}
+    const seconds = yield* parseNumber(untrusted, OPTION_RENEW_REQUEST_TIMEOUT, DECIMAL, Number.isFinite)
+    const retries = yield* parseNumber(
+      untrusted,
+      OPTION_MAX_RETRIES,
+      INTEGER,
+      (n) => Number.isSafeInteger(n) && n <= MAX_RETRIES_LIMIT
     )
-    const retries = yield* parseNumber(metadata, OPTION_MAX_RETRIES, (n) => Number.isSafeInteger(n) && n >= 0)
     const options: {
       -readonly [K in keyof FetchOptions]: FetchOptions[K]
     } = {}
-    const renewRequired = flag(metadata[OPTION_RENEW_REQUIRED])
-    const synchronous = flag(metadata[OPTION_RENEW_SYNCHRONOUS])
-    const reportError = flag(metadata[OPTION_REPORT_ERROR])
+    const renewRequired = yield* flag(untrusted, OPTION_RENEW_REQUIRED)
+    const synchronous = yield* flag(untrusted, OPTION_RENEW_SYNCHRONOUS)
+    const reportError = yield* flag(untrusted, OPTION_REPORT_ERROR)
     if (renewRequired !== undefined) options.renewRequired = renewRequired
     if (synchronous !== undefined) options.synchronous = synchronous
     if (reportError !== undefined) options.reportError = reportError

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Logger, LogLevel } from "effect"
+import { Duration, Effect, HashMap, Logger, LogLevel } from "effect"
 import { FetchOptions } from "effect-renewable-bearer"
 
 describe("FetchOptions", () => {
@@ -50,6 +50,105 @@ describe("FetchOptions", () => {
       expect(lines).toEqual([
         "WARN Ignoring malformed fetch option token_renew_request_timeout",
         "WARN Ignoring malformed fetch option max_fetch_token_retries"
+      ])
+    })
+  )
+
+  const parseLogged = (metadata: Readonly<Record<string, unknown>>) =>
+    Effect.gen(function* () {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ annotations, logLevel, message }) => {
+        const value = HashMap.get(annotations, "value")
+        lines.push(
+          `${logLevel.label} ${String(message)}${value._tag === "Some" ? ` ${String(value.value)}` : ""}`
+        )
+      })
+      const options = yield* FetchOptions.fromMetadata(metadata as Record<string, string>).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+        Logger.withMinimumLogLevel(LogLevel.All)
+      )
+      return { options, lines }
+    })
+
+  it.effect(
+    "takes plain decimal numbers only: hexadecimal, binary, exponent, sign or whitespace are ignored",
+    () =>
+      Effect.gen(function* () {
+        for (const raw of [
+          "0x10",
+          "0b11",
+          "0o7",
+          "1e3",
+          " 5",
+          "5 ",
+          "+5",
+          "-1",
+          ".",
+          "1.2.3",
+          "Infinity",
+          "NaN",
+          "1_000"
+        ]) {
+          const { lines, options } = yield* parseLogged({
+            token_renew_request_timeout: raw,
+            max_fetch_token_retries: raw
+          })
+          expect(options, raw).toEqual({})
+          expect(lines, raw).toEqual([
+            `WARN Ignoring malformed fetch option token_renew_request_timeout ${JSON.stringify(raw)}`,
+            `WARN Ignoring malformed fetch option max_fetch_token_retries ${JSON.stringify(raw)}`
+          ])
+        }
+        const { options } = yield* parseLogged({
+          token_renew_request_timeout: "0.25",
+          max_fetch_token_retries: "007"
+        })
+        expect(options).toEqual({ renewRequestTimeout: Duration.millis(250), maxRetries: 7 })
+      })
+  )
+
+  it.effect("a value that is not a string is ignored with a warning, never a defect", () =>
+    Effect.gen(function* () {
+      const { lines, options } = yield* parseLogged({
+        token_renew_request_timeout: 5,
+        max_fetch_token_retries: { valueOf: () => 3 },
+        token_renew_required: true,
+        token_renew_synchronous: null,
+        token_renew_report_error: ["x"],
+        token_renew_unrelated: Symbol("x")
+      })
+      expect(options).toEqual({})
+      expect(lines).toEqual([
+        "WARN Ignoring malformed fetch option token_renew_request_timeout (not a string: number)",
+        "WARN Ignoring malformed fetch option max_fetch_token_retries (not a string: object)",
+        "WARN Ignoring malformed fetch option token_renew_required (not a string: boolean)",
+        "WARN Ignoring malformed fetch option token_renew_synchronous (not a string: null)",
+        "WARN Ignoring malformed fetch option token_renew_report_error (not a string: object)"
+      ])
+    })
+  )
+
+  it.effect(
+    `the retry budget is bounded by MAX_RETRIES_LIMIT (${FetchOptions.MAX_RETRIES_LIMIT}); a larger one is refused`,
+    () =>
+      Effect.gen(function* () {
+        expect(FetchOptions.MAX_RETRIES_LIMIT).toBe(100)
+        expect((yield* parseLogged({ max_fetch_token_retries: "100" })).options).toEqual({ maxRetries: 100 })
+        for (const raw of ["101", "9007199254740991", "1000000000000000", "99999999999999999999"]) {
+          const { lines, options } = yield* parseLogged({ max_fetch_token_retries: raw })
+          expect(options, raw).toEqual({})
+          expect(lines, raw).toEqual([
+            `WARN Ignoring malformed fetch option max_fetch_token_retries ${JSON.stringify(raw)}`
+          ])
+        }
+      })
+  )
+
+  it.effect("a huge malformed value is shown cut to 64 characters in the warning", () =>
+    Effect.gen(function* () {
+      const { lines } = yield* parseLogged({ max_fetch_token_retries: "9".repeat(1_000_000) + "x" })
+      expect(lines).toEqual([
+        `WARN Ignoring malformed fetch option max_fetch_token_retries ${JSON.stringify("9".repeat(64))}… (1000001 characters)`
       ])
     })
   )

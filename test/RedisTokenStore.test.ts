@@ -79,6 +79,42 @@ describe("RedisTokenStore", () => {
       })
     )
 
+    it.scoped(
+      "an option of the wrong type fails the build with a TokenStoreError, never silently ignored",
+      () =>
+        Effect.gen(function* () {
+          const message = (options: Record<string, unknown>) =>
+            Effect.map(
+              Effect.flip(RedisTokenStore.make({ keyPrefix: "t:", ...options } as RedisTokenStore.Options)),
+              (e) => `${e.operation} ${e.reason}: ${e.detail}`
+            )
+          expect(yield* message({ tls: "yes" })).toBe(
+            'open InvalidOptions: tls: expected a boolean, got "yes"'
+          )
+          expect(yield* message({ port: "6379" })).toBe(
+            'open InvalidOptions: port: expected an integer in [0, 65535], got "6379"'
+          )
+          expect(yield* message({ port: 70_000 })).toBe(
+            "open InvalidOptions: port: expected an integer in [0, 65535], got 70000"
+          )
+          expect(yield* message({ db: -1 })).toBe(
+            "open InvalidOptions: db: expected an integer in [0, 2147483647], got -1"
+          )
+          expect(yield* message({ password: "hunter2" })).toBe(
+            'open InvalidOptions: password: expected a Redacted string, got "hunter2"'
+          )
+          expect(yield* message({ url: 6379 })).toBe(
+            "open InvalidOptions: url: expected a string or a Redacted string, got number"
+          )
+          expect(yield* message({ keyPrefix: undefined })).toBe(
+            "open InvalidOptions: keyPrefix: expected a string, got undefined"
+          )
+          expect(yield* message({ encryptionKey: "k" })).toBe(
+            'open InvalidOptions: encryptionKey: expected a Redacted string, got "k"'
+          )
+        })
+    )
+
     it.scopedLive("an unreachable Redis: the layer builds, operations fail fast, fetches succeed", () => {
       const logs = captureLogs()
       return Effect.gen(function* () {

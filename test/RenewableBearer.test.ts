@@ -582,7 +582,20 @@ describe("RenewableBearer", () => {
       [{ maxRetries: 1.5 }, "maxRetries"],
       [{ retryTimeoutExponent: 0.5 }, "retryTimeoutExponent"],
       [{ jitter: 1 }, "jitter"],
-      [{ expiryMargin: -10 }, "expiryMargin"]
+      [{ expiryMargin: -10 }, "expiryMargin"],
+      // The retry budget is bounded, and a wrong type is refused, never read as false or the default.
+      [{ maxRetries: 101 }, "maxRetries"],
+      [{ maxRetries: Number.MAX_SAFE_INTEGER }, "maxRetries"],
+      [{ maxRetries: "3" as never }, "maxRetries"],
+      [{ jitter: "0.1" as never }, "jitter"],
+      [{ initialRetryTimeout: true as never }, "initialRetryTimeout"],
+      [{ refreshRequestTimeout: null as never }, "refreshRequestTimeout"],
+      [{ eager: "yes" as never }, "eager"],
+      [{ eager: 1 as never }, "eager"],
+      [{ name: 5 as never }, "name"],
+      [{ name: "" }, "name"],
+      [{ storeKey: {} as never }, "storeKey"],
+      ["fast" as never, "options"]
     ]
     for (const [options, option] of invalid) {
       it.effect(`rejects ${JSON.stringify(options)} when the layer is built`, () =>

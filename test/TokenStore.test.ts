@@ -387,6 +387,35 @@ describe("TokenStore", () => {
       })
     )
 
+    it.effect("an option of the wrong type fails with a TokenStoreError, never silently the default", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        const { source } = yield* TestTokenSource.make([t("s1", { expiresIn: "1 hour" })])
+        const message = (options: Record<string, unknown>) =>
+          Effect.map(
+            Effect.flip(
+              TokenStore.withStore(source, store, { key: "k", ...options } as TokenStore.SharedOptions)
+            ),
+            (e) => `${e.reason}: ${e.message}`
+          )
+        expect(yield* message({ key: 42 })).toBe(
+          "InvalidOptions: Token store open failed (InvalidOptions): key: expected a non-empty string, got 42"
+        )
+        expect(yield* message({ key: "" })).toBe(
+          'InvalidOptions: Token store open failed (InvalidOptions): key: expected a non-empty string, got ""'
+        )
+        expect(yield* message({ name: true })).toBe(
+          "InvalidOptions: Token store open failed (InvalidOptions): name: expected a non-empty string, got true"
+        )
+        expect(yield* message({ freshFraction: "0.5" })).toBe(
+          'InvalidOptions: Token store open failed (InvalidOptions): freshFraction: expected a number in (0, 1], got "0.5"'
+        )
+        expect(yield* message({ lockTtl: true })).toBe(
+          'InvalidOptions: Token store open failed (InvalidOptions): lockTtl: expected a duration, got "true"'
+        )
+      })
+    )
+
     it.effect("shares a source outside a bearer", () =>
       Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory

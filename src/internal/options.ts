@@ -1,7 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { InvalidOptionsError } from "../Errors.js"
-import { VeryLongTimeout } from "../FetchOptions.js"
+import { MAX_RETRIES_LIMIT, VeryLongTimeout } from "../FetchOptions.js"
 import type { Options } from "../RenewableBearer.js"
 
 /** Options decoded once, at build time: every duration in milliseconds. @internal */
@@ -45,6 +45,12 @@ const check = (option: keyof Options, value: number | string): Effect.Effect<num
     ? Effect.fail(new InvalidOptionsError({ option, detail: value }))
     : Effect.succeed(value)
 
+/** A value of the wrong type at run time (from JavaScript, JSON or a cast) is an error, never a default. */
+const describeValue = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)
+    : String(value)
+
 const number = (
   option: keyof Options,
   value: number | undefined,
@@ -52,8 +58,11 @@ const number = (
   isValid: (n: number) => boolean,
   expected: string
 ): Effect.Effect<number, InvalidOptionsError> => {
-  const n = value ?? fallback
-  return check(option, typeof n === "number" && isValid(n) ? n : `expected ${expected}, got ${n}`)
+  const n: unknown = value === undefined ? fallback : value
+  return check(
+    option,
+    typeof n === "number" && isValid(n) ? n : `expected ${expected}, got ${describeValue(n)}`
+  )
 }
 
 const duration = (
@@ -67,6 +76,35 @@ const duration = (
     check(option, isValid(millis) ? millis : `expected ${expected}, got ${millis} ms`)
   )
 
+const boolean = (
+  option: keyof Options,
+  value: unknown,
+  fallback: boolean
+): Effect.Effect<boolean, InvalidOptionsError> =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : typeof value === "boolean"
+      ? Effect.succeed(value)
+      : Effect.fail(
+          new InvalidOptionsError({ option, detail: `expected a boolean, got ${describeValue(value)}` })
+        )
+
+const string = (
+  option: keyof Options,
+  value: unknown,
+  fallback: string
+): Effect.Effect<string, InvalidOptionsError> =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : typeof value === "string" && value.length > 0
+      ? Effect.succeed(value)
+      : Effect.fail(
+          new InvalidOptionsError({
+            option,
+            detail: `expected a non-empty string, got ${describeValue(value)}`
+          })
+        )
+
 /**
  * Applies the defaults and checks every option once, when the bearer is built.
  *
@@ -74,12 +112,19 @@ const duration = (
  */
 export const resolve = (options: Options = {}): Effect.Effect<ResolvedOptions, InvalidOptionsError> =>
   Effect.gen(function* () {
+    if (typeof options !== "object" || options === null)
+      return yield* Effect.fail(
+        new InvalidOptionsError({
+          option: "options",
+          detail: `expected an object, got ${describeValue(options)}`
+        })
+      )
     const maxRetries = yield* number(
       "maxRetries",
       options.maxRetries,
       2,
-      (n) => Number.isSafeInteger(n) && n >= 0,
-      "a non-negative integer"
+      (n) => Number.isSafeInteger(n) && n >= 0 && n <= MAX_RETRIES_LIMIT,
+      `an integer in [0, ${MAX_RETRIES_LIMIT}]`
     )
     const lifetimeSafeFraction = yield* number(
       "lifetimeSafeFraction",
@@ -118,6 +163,9 @@ export const resolve = (options: Options = {}): Effect.Effect<ResolvedOptions, I
     )
     const jitter = yield* number("jitter", options.jitter, 0.2, (n) => n >= 0 && n < 1, "a number in [0, 1)")
     const expiryMarginMillis = yield* duration("expiryMargin", options.expiryMargin, 10_000)
+    const eager = yield* boolean("eager", options.eager, false)
+    const name = yield* string("name", options.name, "default")
+    const storeKey = yield* string("storeKey", options.storeKey, name)
     return {
       maxRetries,
       lifetimeSafeFraction,
@@ -127,9 +175,9 @@ export const resolve = (options: Options = {}): Effect.Effect<ResolvedOptions, I
       refreshRequestMillis,
       jitter,
       expiryMarginMillis,
-      eager: options.eager === true,
-      name: options.name ?? "default",
-      storeKey: options.storeKey ?? options.name ?? "default"
+      eager,
+      name,
+      storeKey
     }
   })
 

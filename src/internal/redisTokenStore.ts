@@ -9,7 +9,14 @@ import type * as RedisTokenStore from "../RedisTokenStore.js"
 import { type TokenStore, TokenStoreError, type TokenStoreOperation } from "../TokenStore.js"
 import { expiresAtMillis } from "./token.js"
 import { makeCodec } from "./storeRecord.js"
-import { durationOption } from "./tokenStore.js"
+import {
+  booleanOption,
+  durationOption,
+  integerOption,
+  invalidOption,
+  redactedOption,
+  stringOption
+} from "./tokenStore.js"
 
 /** Deletes the lock only if its value is still the caller's owner id. */
 const UNLOCK_SCRIPT = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`
@@ -43,6 +50,24 @@ export const make = (
   Effect.gen(function* () {
     const operationMillis = yield* durationOption("operationTimeout", options.operationTimeout, 500, true)
     const connectMillis = yield* durationOption("connectTimeout", options.connectTimeout, 2_000, true)
+    // Every option is checked at run time: a wrong type (from JavaScript, JSON or a cast) is an error.
+    if (typeof options.url !== "string")
+      yield* Effect.mapError(redactedOption("url", options.url), () =>
+        invalidOption("url", `expected a string or a Redacted string, got ${typeof options.url}`)
+      )
+    yield* stringOption("host", options.host)
+    yield* integerOption("port", options.port, 0, 65_535)
+    yield* integerOption("db", options.db, 0, 2 ** 31 - 1)
+    yield* stringOption("username", options.username, true)
+    yield* redactedOption("password", options.password)
+    yield* booleanOption("tls", options.tls)
+    yield* stringOption("keyPrefix", options.keyPrefix, true).pipe(
+      Effect.filterOrFail(
+        (prefix) => prefix !== undefined,
+        () => invalidOption("keyPrefix", "expected a string, got undefined")
+      )
+    )
+    yield* redactedOption("encryptionKey", options.encryptionKey)
     const RedisClass = yield* loadRedis
     const codec = makeCodec(options.encryptionKey)
     const prefix = options.keyPrefix

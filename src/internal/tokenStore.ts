@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Equal from "effect/Equal"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type { TokenSourceError } from "../Errors.js"
 import type * as Token from "../Token.js"
 import type { TokenSource } from "../TokenSource.js"
@@ -48,21 +49,74 @@ export const durationOption = (
     : Either.right(millis)
 }
 
+const shown = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)
+    : Redacted.isRedacted(value)
+      ? "a Redacted"
+      : typeof value === "object" && value !== null
+        ? "an object"
+        : String(value)
+
+/** A string option: absent gives `undefined`; anything but a string (non-empty unless `allowEmpty`) is an error. @internal */
+export const stringOption = (
+  option: string,
+  value: unknown,
+  allowEmpty = false
+): Either.Either<string | undefined, TokenStoreError> =>
+  value === undefined || (typeof value === "string" && (allowEmpty || value.length > 0))
+    ? Either.right(value)
+    : Either.left(
+        invalidOption(option, `expected a ${allowEmpty ? "" : "non-empty "}string, got ${shown(value)}`)
+      )
+
+/** A boolean option: absent gives `undefined`; anything but `true` or `false` is an error. @internal */
+export const booleanOption = (
+  option: string,
+  value: unknown
+): Either.Either<boolean | undefined, TokenStoreError> =>
+  value === undefined || typeof value === "boolean"
+    ? Either.right(value)
+    : Either.left(invalidOption(option, `expected a boolean, got ${shown(value)}`))
+
+/** An integer option in `[min, max]`: absent gives `undefined`. @internal */
+export const integerOption = (
+  option: string,
+  value: unknown,
+  min: number,
+  max: number
+): Either.Either<number | undefined, TokenStoreError> =>
+  value === undefined || (Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max)
+    ? Either.right(value as number | undefined)
+    : Either.left(invalidOption(option, `expected an integer in [${min}, ${max}], got ${shown(value)}`))
+
+/** A secret option: absent gives `undefined`; anything but a `Redacted` string is an error. @internal */
+export const redactedOption = (
+  option: string,
+  value: unknown
+): Either.Either<Redacted.Redacted<string> | undefined, TokenStoreError> =>
+  value === undefined || (Redacted.isRedacted(value) && typeof Redacted.value(value) === "string")
+    ? Either.right(value as Redacted.Redacted<string> | undefined)
+    : Either.left(invalidOption(option, `expected a Redacted string, got ${shown(value)}`))
+
 const resolve = (options: SharedOptions): Either.Either<Resolved, TokenStoreError> =>
   Either.gen(function* () {
     const fraction = options.freshFraction
     if (fraction !== undefined && !(typeof fraction === "number" && fraction > 0 && fraction <= 1))
       return yield* Either.left(
-        invalidOption("freshFraction", `expected a number in (0, 1], got ${fraction}`)
+        invalidOption("freshFraction", `expected a number in (0, 1], got ${shown(fraction)}`)
       )
+    const key = yield* stringOption("key", options.key)
+    if (key === undefined)
+      return yield* Either.left(invalidOption("key", "expected a non-empty string, got undefined"))
     return {
-      key: options.key,
+      key,
       lockTtl: Duration.millis(yield* durationOption("lockTtl", options.lockTtl, 5_000, true)),
       waitMillis: yield* durationOption("waitTimeout", options.waitTimeout, 3_750, false),
       pollMillis: yield* durationOption("pollInterval", options.pollInterval, 100, true),
       operationMillis: yield* durationOption("operationTimeout", options.operationTimeout, 1_000, true),
       freshFraction: fraction ?? 0.9,
-      name: options.name ?? "default"
+      name: (yield* stringOption("name", options.name)) ?? "default"
     }
   })
 

@@ -20,7 +20,7 @@ import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { TokenSourceError } from "./Errors.js"
+import { InvalidOptionsError, TokenSourceError } from "./Errors.js"
 import * as Token from "./Token.js"
 import { TokenSource } from "./TokenSource.js"
 
@@ -86,12 +86,21 @@ export const fromConfig = (
 
 /**
  * A source that reads the environment variable `name` (through the current `ConfigProvider`) on every fetch.
+ * Fails with `InvalidOptionsError` (module `EnvTokenSource`) when `name` is not a non-empty string.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (name: string): Effect.Effect<TokenSource["Type"]> =>
-  fromConfig(Config.redacted(name), name)
+export const make = (name: string): Effect.Effect<TokenSource["Type"], InvalidOptionsError> =>
+  typeof name === "string" && name.length > 0
+    ? fromConfig(Config.redacted(name), name)
+    : Effect.fail(
+        new InvalidOptionsError({
+          module: "EnvTokenSource",
+          option: "name",
+          detail: `expected a non-empty string, got ${typeof name === "string" ? '""' : String(name)}`
+        })
+      )
 
 /**
  * The source of `make` as a layer.
@@ -99,7 +108,8 @@ export const make = (name: string): Effect.Effect<TokenSource["Type"]> =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (name: string): Layer.Layer<TokenSource> => Layer.effect(TokenSource, make(name))
+export const layer = (name: string): Layer.Layer<TokenSource, InvalidOptionsError> =>
+  Layer.effect(TokenSource, make(name))
 
 /**
  * A layer of a source that reads any `Config<Redacted>` (nested, with a fallback, …) on every fetch.

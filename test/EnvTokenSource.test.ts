@@ -14,8 +14,8 @@ import * as EnvTokenSource from "../src/EnvTokenSource.js"
 
 const provider = (entries: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(entries)))
 
-const fetchWith = (source: Effect.Effect<TokenSource.TokenSource["Type"]>) =>
-  Effect.flatMap(source, (s) => s.fetch)
+const fetchWith = <E>(source: Effect.Effect<TokenSource.TokenSource["Type"], E>) =>
+  Effect.flatMap(Effect.orDie(source), (s) => s.fetch)
 
 describe("EnvTokenSource", () => {
   it.effect("reads the variable through Config, trimmed, as a token that never expires", () =>
@@ -47,6 +47,21 @@ describe("EnvTokenSource", () => {
       env.API_TOKEN = "second"
       const second = yield* source.fetch
       expect([Redacted.value(first.value), Redacted.value(second.value)]).toEqual(["first", "second"])
+    })
+  )
+
+  it.effect("a name that is not a non-empty string is an InvalidOptionsError", () =>
+    Effect.gen(function* () {
+      for (const [name, detail] of [
+        ["", '""'],
+        [42, "42"],
+        [undefined, "undefined"]
+      ] as const) {
+        const error = yield* Effect.flip(EnvTokenSource.make(name as string))
+        expect(error.message).toBe(
+          `Invalid EnvTokenSource option "name": expected a non-empty string, got ${detail}`
+        )
+      }
     })
   )
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Context, DateTime, Effect, Layer, Option, Redacted } from "effect"
 import { RenewableBearer, TokenSource } from "effect-renewable-bearer"
 import * as FileTokenSource from "../src/FileTokenSource.js"
+import * as Fs from "node:fs"
 import { fakeJwt } from "./utils/loopback.js"
 
 /** A fresh temporary directory, removed with the test's scope. */
@@ -13,7 +14,7 @@ const write = (path: string, content: string) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.writeFileString(path, content))
 
 const fetchFrom = (options: FileTokenSource.Options | string) =>
-  Effect.flatMap(FileTokenSource.make(options), (source) => source.fetch)
+  Effect.flatMap(Effect.orDie(FileTokenSource.make(options)), (source) => source.fetch)
 
 describe("FileTokenSource", () => {
   it.scoped("reads the file, trimmed; an opaque token never expires", () =>
@@ -89,6 +90,71 @@ describe("FileTokenSource", () => {
       expect(unreadable.code).toBe("file_unreadable")
       expect(unreadable.retryable).toBe(false)
       expect(unreadable.message).toMatch(new RegExp(`^Token file ${dir} cannot be read \\(`))
+    }).pipe(Effect.provide(NodeFileSystem.layer))
+  )
+
+  it.scoped("reads at most maxBytes (default 64 KiB): a larger file fails with file_too_large", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      expect(FileTokenSource.DEFAULT_MAX_BYTES).toBe(65_536)
+      yield* write(`${dir}/exact`, "a".repeat(65_536))
+      yield* write(`${dir}/large`, "a".repeat(65_537))
+      yield* write(`${dir}/small`, "0123456789")
+      expect(Redacted.value((yield* fetchFrom(`${dir}/exact`)).value)).toHaveLength(65_536)
+      const large = yield* Effect.flip(fetchFrom(`${dir}/large`))
+      expect([large._tag, large.code, large.retryable, large.message]).toEqual([
+        "TokenSourceError",
+        "file_too_large",
+        false,
+        `Token file ${dir}/large is larger than 65536 bytes (maxBytes); nothing more was read`
+      ])
+      expect(Redacted.value((yield* fetchFrom({ path: `${dir}/small`, maxBytes: 10 })).value)).toBe(
+        "0123456789"
+      )
+      expect((yield* Effect.flip(fetchFrom({ path: `${dir}/small`, maxBytes: 9 }))).code).toBe(
+        "file_too_large"
+      )
+    }).pipe(Effect.provide(NodeFileSystem.layer))
+  )
+
+  it.scoped.skipIf(!Fs.existsSync("/dev/zero"))(
+    "an endless file (/dev/zero) fails at once with file_too_large; memory does not grow",
+    () =>
+      Effect.gen(function* () {
+        const before = process.memoryUsage().rss
+        for (let i = 0; i < 100; i++) {
+          const error = yield* Effect.flip(fetchFrom("/dev/zero"))
+          expect(error.code).toBe("file_too_large")
+        }
+        // 100 reads of 64 KiB + 1 byte each: a few MB at most, against gigabytes when the file is read whole.
+        expect(process.memoryUsage().rss - before).toBeLessThan(50 * 1024 * 1024)
+      }).pipe(Effect.provide(NodeFileSystem.layer))
+  )
+
+  it.effect("an option of the wrong type or out of range is an InvalidOptionsError, never a default", () =>
+    Effect.gen(function* () {
+      const message = (options: unknown) =>
+        Effect.map(Effect.flip(FileTokenSource.make(options as FileTokenSource.Options)), (e) => [
+          e._tag,
+          e.message
+        ])
+      expect(yield* message({ path: "/t", jwtExpiration: "yes" })).toEqual([
+        "InvalidOptionsError",
+        'Invalid FileTokenSource option "jwtExpiration": expected a boolean, got "yes"'
+      ])
+      expect(yield* message({ path: "/t", maxBytes: "64k" })).toEqual([
+        "InvalidOptionsError",
+        'Invalid FileTokenSource option "maxBytes": expected a positive integer, got "64k"'
+      ])
+      expect((yield* message({ path: "/t", maxBytes: 0 }))[1]).toBe(
+        'Invalid FileTokenSource option "maxBytes": expected a positive integer, got 0'
+      )
+      expect((yield* message({ path: 5 }))[1]).toBe(
+        'Invalid FileTokenSource option "path": expected a non-empty string, got 5'
+      )
+      expect((yield* message(""))[1]).toBe(
+        'Invalid FileTokenSource option "path": expected a non-empty string, got ""'
+      )
     }).pipe(Effect.provide(NodeFileSystem.layer))
   )
 

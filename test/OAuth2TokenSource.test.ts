@@ -428,7 +428,7 @@ describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
       const error = yield* Effect.flatMap(TokenSource.TokenSource, (s) => s.fetch).pipe(
         Effect.provide(
           OAuth2TokenSource.layerTokenExchange({ tokenUrl: `${server.url}/token` }).pipe(
-            Layer.provide(FileTokenSource.layer("/nonexistent/effect-renewable-bearer/token"))
+            Layer.provide(Layer.orDie(FileTokenSource.layer("/nonexistent/effect-renewable-bearer/token")))
           )
         ),
         Effect.flip

@@ -7,8 +7,15 @@
  * expires. An error answer (RFC 6749 section 5.2) becomes a `TokenSourceError` with the OAuth error code as
  * `code` and the HTTP status as `status`. Transport errors, `408`, `429` and `5xx` are retryable; any other
  * `4xx` (`invalid_client`, `invalid_grant`, `unauthorized_client`, …) is permanent (`retryable: false`), so
- * the bearer backs off as far as it can instead of hammering the identity provider. Neither the client
- * secret nor a token ever appears in an error, even when the server echoes it.
+ * the bearer backs off as far as it can instead of hammering the identity provider. A `429` or `503` with
+ * `Retry-After` sets the error's `retryAfter`.
+ *
+ * The token endpoint is not trusted: the body is read up to `maxResponseBytes` (default 64 KiB, counted after
+ * decompression), a redirect (`3xx`) is a `TokenSourceError` and is never followed, and of an error answer
+ * only the OAuth error code and description are kept, cut to 300 characters, control characters removed.
+ * Neither the client secret, nor the subject token, nor an issued token ever appears in an error, a log or a
+ * span, even when the server echoes one raw, URL- or form-encoded, JSON-escaped, in base64 (the `Basic`
+ * credentials) or in another letter case. See docs/security.md.
  *
  * @since 0.1.0
  */
@@ -49,6 +56,11 @@ export interface ClientCredentialsOptions {
   readonly audience?: string | undefined
   /** Default `client_secret_basic`. */
   readonly authMethod?: ClientAuthMethod | undefined
+  /**
+   * The most bytes of a response body read, after decompression; a longer body is a `TokenSourceError`
+   * (`code: "response_too_large"`) and the connection is dropped. Default 64 KiB.
+   */
+  readonly maxResponseBytes?: number | undefined
 }
 
 /**
@@ -73,6 +85,11 @@ export interface TokenExchangeOptions {
   readonly clientSecret?: Redacted.Redacted<string> | undefined
   /** Default `client_secret_basic` (when there is a secret). */
   readonly authMethod?: ClientAuthMethod | undefined
+  /**
+   * The most bytes of a response body read, after decompression; a longer body is a `TokenSourceError`
+   * (`code: "response_too_large"`) and the connection is dropped. Default 64 KiB.
+   */
+  readonly maxResponseBytes?: number | undefined
 }
 
 /**
@@ -128,7 +145,8 @@ export const clientCredentials = (
         },
         auth: { clientId: options.clientId, clientSecret: options.clientSecret, method: options.authMethod },
         secrets: [options.clientSecret],
-        tokenTypes: ["bearer"]
+        tokenTypes: ["bearer"],
+        maxResponseBytes: options.maxResponseBytes
       })
     })
   )
@@ -236,7 +254,8 @@ export const tokenExchange = (
                 ? [subjectToken.value]
                 : [subjectToken.value, options.clientSecret],
             // RFC 8693 section 2.2.1: "N_A" when the issued token is not an access token (an ID token, a JWT).
-            tokenTypes: ["bearer", "n_a"]
+            tokenTypes: ["bearer", "n_a"],
+            maxResponseBytes: options.maxResponseBytes
           })
         )
       )

@@ -1,15 +1,21 @@
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Encoding from "effect/Encoding"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { TokenSourceError } from "../Errors.js"
 import * as Token from "../Token.js"
+import { DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
+import { formEncode, makeScrubber, sanitize, type Scrubber } from "./sanitize.js"
 
 /** How the client authenticates to the token endpoint (RFC 6749 section 2.3.1). @internal */
 export type ClientAuthMethod = "client_secret_basic" | "client_secret_post"
@@ -52,19 +58,14 @@ const failedPaths = (error: ParseResult.ParseError): string => {
   return Array.from(new Set(paths)).join(", ")
 }
 
-/** RFC 6749 appendix B: the form encoding, applied to the client id and secret before Basic encoding. */
-const formEncode = (s: string): string => encodeURIComponent(s).replace(/%20/g, "+")
-
-/** @internal */
+/**
+ * The Basic credentials of RFC 6749 section 2.3.1: the client id and secret form-encoded (appendix B), then
+ * base64-encoded.
+ *
+ * @internal
+ */
 export const basicCredentials = (clientId: string, clientSecret: Redacted.Redacted<string>): string =>
   `Basic ${Encoding.encodeBase64(`${formEncode(clientId)}:${formEncode(Redacted.value(clientSecret))}`)}`
-
-/** Replaces every occurrence of a secret in text that came from the server. */
-const scrub = (text: string, secrets: ReadonlyArray<Redacted.Redacted<string>>): string =>
-  secrets.reduce((acc, secret) => {
-    const value = Redacted.value(secret)
-    return value.length === 0 ? acc : acc.split(value).join("<redacted>")
-  }, text)
 
 /** @internal */
 export const isPermanentStatus = (status: number): boolean =>
@@ -86,6 +87,8 @@ export interface TokenRequest {
   readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
   /** The `token_type` values (lower case) that may be used as a bearer token. */
   readonly tokenTypes: ReadonlyArray<string>
+  /** The most bytes of the response body read (after decompression); default 64 KiB. */
+  readonly maxResponseBytes?: number | undefined
 }
 
 const labels = {
@@ -93,22 +96,85 @@ const labels = {
   tokenExchange: "OAuth 2.0 token exchange"
 } as const
 
+/**
+ * What went wrong underneath a transport error, from its chain of causes: `fetch failed: connect
+ * ECONNREFUSED 127.0.0.1:8080`. Messages only, never the request the error may hold.
+ */
+const describeCause = (cause: unknown): string | undefined => {
+  const parts: Array<string> = []
+  let current = cause
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
+    const { code, message } = current as { readonly message?: unknown; readonly code?: unknown }
+    const text =
+      typeof message === "string" && message.length > 0
+        ? message
+        : typeof code === "string"
+          ? code
+          : undefined
+    if (text !== undefined && !parts.includes(text)) parts.push(text)
+    current = (current as { readonly cause?: unknown }).cause
+  }
+  return parts.length === 0 ? undefined : parts.join(": ")
+}
+
 const transportError = (
   flow: string,
   url: string,
-  error: HttpClientError.HttpClientError
-): TokenSourceError =>
-  new TokenSourceError({
-    message: `${flow}: the request to ${url} failed (${error.reason}${error.description === undefined ? "" : `: ${error.description}`})`,
+  error: HttpClientError.HttpClientError,
+  scrub: Scrubber
+): TokenSourceError => {
+  const detail = [error.reason, error.description, describeCause(error.cause)]
+    .filter((part) => part !== undefined)
+    .join(": ")
+  return new TokenSourceError({
+    message: `${flow}: the request to ${url} failed (${sanitize(detail, scrub)})`,
     // An unreachable endpoint may come back; a malformed URL or body will not.
-    retryable: error.reason === "Transport" || error._tag === "ResponseError",
-    // Keep the low-level cause only: the request itself carries the client credentials.
-    cause: error.cause
+    retryable: error.reason === "Transport" || error._tag === "ResponseError"
+    // No cause: the request inside it carries the client credentials, the undici error may quote them.
   })
+}
+
+/**
+ * The delay a `Retry-After` header asks for (RFC 9110 section 10.2.3): delay-seconds, or an HTTP-date
+ * counted from `now`. `undefined` when it is absent or malformed.
+ */
+const retryAfterOf = (
+  response: HttpClientResponse.HttpClientResponse,
+  now: number
+): Duration.Duration | undefined => {
+  const header = response.headers["retry-after"]?.trim()
+  if (header === undefined || header === "") return undefined
+  if (/^\d+$/.test(header)) return Duration.seconds(Number(header))
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+}
+
+/**
+ * Runs a token request without following redirects: `FetchHttpClient` (which follows them by default) is
+ * told `redirect: "manual"`, keeping the caller's other `RequestInit` options.
+ */
+const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
+    Effect.provideService(effect, FetchHttpClient.RequestInit, {
+      ...Option.getOrUndefined(init),
+      redirect: "manual"
+    })
+  )
+
+/** Where a response came from, when a client (`HttpClient.followRedirects`) followed a redirect. */
+const redirectedTo = (
+  sent: HttpClientRequest.HttpClientRequest,
+  response: HttpClientResponse.HttpClientResponse
+): string | undefined => (response.request.url === sent.url ? undefined : response.request.url)
 
 /**
  * Posts a token request and decodes the answer into a `Token`. The expiration is counted from the instant
  * the response arrived, read from Effect's `Clock`.
+ *
+ * The answer is untrusted: the body is read up to `maxResponseBytes`, a redirect is an error, and every
+ * server-sent text kept in an error (the error code and description, the token type, a transport error's
+ * message) is cut short, freed of control characters and scrubbed of every secret of the request in every
+ * encoding (`sanitize`).
  *
  * @internal
  */
@@ -119,6 +185,15 @@ export const requestToken = (
   Effect.gen(function* () {
     const { auth, tokenUrl } = request
     const flow = labels[request.flow]
+    const maxBytes = request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+    const scrub = makeScrubber(request.secrets)
+    if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0)) {
+      return yield* new TokenSourceError({
+        message: `${flow}: maxResponseBytes must be a positive integer, got ${String(maxBytes)}`,
+        code: "invalid_options",
+        retryable: false
+      })
+    }
     const params: Array<[string, string]> = []
     for (const [key, value] of Object.entries(request.params)) {
       if (value !== undefined) params.push([key, value])
@@ -141,33 +216,56 @@ export const requestToken = (
     }
     httpRequest = HttpClientRequest.bodyUrlParams(httpRequest, params)
 
-    const response = yield* Effect.mapError(client.execute(httpRequest), (error) =>
-      transportError(flow, tokenUrl, error)
+    const response = yield* Effect.mapError(withoutRedirects(client.execute(httpRequest)), (error) =>
+      transportError(flow, tokenUrl, error, scrub)
     )
     const arrivedAt = yield* Clock.currentTimeMillis
-    const body = yield* Effect.mapError(response.text, (error) => transportError(flow, tokenUrl, error))
     const status = response.status
+    const body = yield* Effect.mapError(readBounded(response, maxBytes), (error) =>
+      transportError(flow, tokenUrl, error, scrub)
+    )
+
+    const redirect = redirectedTo(httpRequest, response)
+    if ((status >= 300 && status < 400) || redirect !== undefined) {
+      const location = redirect ?? response.headers["location"]
+      return yield* new TokenSourceError({
+        message: `${flow}: ${tokenUrl} answered ${redirect === undefined ? status : "with a redirect"}${location === undefined ? "" : ` to ${sanitize(location, scrub)}`}: a token request never follows redirects`,
+        status,
+        code: "redirect",
+        retryable: false
+      })
+    }
+    if (body._tag === "TooLarge") {
+      return yield* new TokenSourceError({
+        message: `${flow}: ${tokenUrl} answered ${status} with a body larger than ${maxBytes} bytes (maxResponseBytes); the rest was not read`,
+        status,
+        code: "response_too_large",
+        retryable: true
+      })
+    }
 
     if (status < 200 || status >= 300) {
-      const oauthError = Either.getRight(decodeErrorResponse(body))
-      // Scrubbed before it is stored: the code travels on (a token exchange copies it, callers log it).
-      const code = oauthError._tag === "Some" ? scrub(oauthError.value.error, request.secrets) : undefined
+      // Only the OAuth error code and a short description are kept, never the body.
+      const oauthError = Either.getRight(decodeErrorResponse(body.text))
+      const code = oauthError._tag === "Some" ? sanitize(oauthError.value.error, scrub) : undefined
       const description =
         oauthError._tag === "Some" && oauthError.value.error_description !== undefined
-          ? `: ${scrub(oauthError.value.error_description, request.secrets)}`
+          ? `: ${sanitize(oauthError.value.error_description, scrub)}`
           : ""
+      const retryAfter = status === 429 || status === 503 ? retryAfterOf(response, arrivedAt) : undefined
       return yield* new TokenSourceError({
         message: `${flow}: ${tokenUrl} answered ${status}${code === undefined ? "" : ` ${code}`}${description}`,
         status,
         code,
-        retryable: isTransientStatus(status) ? true : isPermanentStatus(status) ? false : undefined
+        retryable: isTransientStatus(status) ? true : isPermanentStatus(status) ? false : undefined,
+        ...(retryAfter === undefined ? {} : { retryAfter })
       })
     }
 
-    const decoded = decodeTokenResponse(body)
+    const decoded = decodeTokenResponse(body.text)
     if (Either.isLeft(decoded)) {
       return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} answered ${status} with an invalid token response (${failedPaths(decoded.left)})`,
+        message: `${flow}: ${tokenUrl} answered ${status} with an invalid token response (${sanitize(failedPaths(decoded.left), scrub)})`,
         status,
         code: "invalid_token_response",
         retryable: true
@@ -175,8 +273,10 @@ export const requestToken = (
     }
     const answer = decoded.right
     if (!request.tokenTypes.includes(answer.token_type.toLowerCase())) {
+      // A server may echo the token it just issued in the type.
+      const scrubIssued = makeScrubber([...request.secrets, answer.access_token])
       return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} issued a token of type "${scrub(answer.token_type, request.secrets)}", which cannot be used as a bearer token`,
+        message: `${flow}: ${tokenUrl} issued a token of type "${sanitize(answer.token_type, scrubIssued)}", which cannot be used as a bearer token`,
         status,
         code: "unsupported_token_type",
         retryable: false

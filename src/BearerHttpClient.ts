@@ -16,11 +16,13 @@
  * own, a request waits until a token comes or the bearer stops.
  *
  * The current span gets `bearer.retried` (whether the request was replayed) and `bearer.attempts`. The token
- * is never logged. Two things the token can travel with, beyond this module's control: an error of the inner
- * client (a transport `RequestError`, a `ResponseError`) holds the request as it was sent, `Authorization`
- * header included: Effect's loggers redact it, `JSON.stringify` outside a fiber does not. And a client that
- * follows redirects (`HttpClient.followRedirects`, before or after authorizing) sends the token to wherever
- * a redirect points, another origin included: follow redirects only where every target may see the token.
+ * is never logged, and nothing the client hands out carries it: every response, and every error of the inner
+ * client (a transport `RequestError`, a `ResponseError`, also one from reading the body later), shows the
+ * request as the caller made it, without the `Authorization` header, in every rendering (`String`,
+ * `JSON.stringify`, `util.inspect` also with `showHidden`, `console.log`, `Cause.pretty`); a cause whose
+ * message quotes the token is scrubbed. One thing beyond this module's control: a client that follows
+ * redirects (`HttpClient.followRedirects`, before or after authorizing) sends the token to wherever a
+ * redirect points, another origin included: follow redirects only where every target may see the token.
  *
  * @example
  * ```ts
@@ -69,8 +71,8 @@ export interface Options {
 /**
  * The request was still `401 Unauthorized` when the retry budget was spent (or its body could not be
  * replayed). `request` is the request as the caller made it, without the `Authorization` header. `response`
- * is the last `401`, whose body the caller may still read; it is not enumerable, so that printing or
- * serializing the error never shows the request that carried the token.
+ * is the last `401`, whose body the caller may still read (not enumerable); its `request` is the caller's
+ * too, so no rendering of the error shows the token.
  *
  * @since 0.1.0
  * @category errors
@@ -174,11 +176,9 @@ export const authorize: {
  * Replaces the `HttpClient` in context with an authorized one. An `HttpClient` can only fail with
  * `HttpClientError`, so here a `RenewalError` or `StoppedError` becomes a `RequestError` (reason
  * `Transport`) and an `UnauthorizedError` a `ResponseError` (reason `StatusCode`), each with the original
- * error as `cause`. Use `authorize` to keep them apart in the error channel. Like every platform
- * `ResponseError`, that one holds the response, whose request carries the `Authorization` header: Effect's
- * loggers redact it, but `JSON.stringify` outside a fiber does not; prefer `authorize` with
- * `failOnUnauthorized`, whose `UnauthorizedError` never shows it. The token source must not use the
- * authorized client: provide the plain client to it, as below.
+ * error as `cause`. Use `authorize` to keep them apart in the error channel. As with `authorize`, no
+ * response or error shows the `Authorization` header. The token source must not use the authorized client:
+ * provide the plain client to it, as below.
  *
  * @example
  * ```ts

@@ -16,10 +16,12 @@ import {
   TestClock
 } from "effect"
 import { RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
-import { inspect } from "node:util"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import { format, inspect } from "node:util"
 import * as BearerHttpClient from "../src/BearerHttpClient.js"
 import { settle, setup } from "./utils/bearer.js"
-import { loopbackServer, type Recorded, type Reply } from "./utils/loopback.js"
+import { closedPort, loopbackServer, type Recorded, type Reply } from "./utils/loopback.js"
 
 const T1 = "bearer-token-value-one"
 const T2 = "bearer-token-value-two"
@@ -68,6 +70,141 @@ type FailsWithUnauthorized<C> =
 
 /** Compiles only when the client's error type is the one `expected` says (checked by `tsc`). */
 const errorTypeOf = <C>(_client: C, expected: FailsWithUnauthorized<C>): boolean => expected
+
+/**
+ * Every rendering of a value a program may print or ship: `String`, `JSON.stringify`, `util.inspect` (also
+ * with `showHidden`), what `console.log` prints (`util.format`, and `%o`, which shows hidden properties),
+ * `Cause.pretty`, and Effect's own loggers.
+ */
+const renderingsOf = (value: unknown): Effect.Effect<ReadonlyArray<string>> =>
+  Effect.gen(function* () {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ cause, message }) => {
+      logged.push(`${inspect(message, { depth: 20, showHidden: true })} ${Cause.pretty(cause)}`)
+    })
+    yield* Effect.logError("failed", value).pipe(
+      Effect.zipRight(Effect.logError(Cause.fail(value))),
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+    )
+    return [
+      String(value),
+      String(JSON.stringify(value)),
+      inspect(value, { depth: 20 }),
+      inspect(value, { depth: 20, showHidden: true }),
+      format(value),
+      format("%o", value),
+      Cause.pretty(Cause.fail(value)),
+      ...logged
+    ]
+  })
+
+const expectNoToken = (renderings: ReadonlyArray<string>, ...tokens: ReadonlyArray<string>) => {
+  for (const rendering of renderings) {
+    for (const token of tokens) expect(rendering).not.toContain(token)
+  }
+}
+
+/** A server that sends the headers and part of the body, then resets the connection. */
+const resettingApi = Effect.acquireRelease(
+  Effect.async<Http.Server>((resume) => {
+    const server = Http.createServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "content-length": "1000" })
+      res.write("partial", () => req.socket.destroy())
+    })
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+  }),
+  (server) =>
+    Effect.async<void>((resume) => {
+      server.closeAllConnections()
+      server.close(() => resume(Effect.void))
+    })
+).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`))
+
+describe("BearerHttpClient: no error or response it hands out carries the token", { timeout: 10_000 }, () => {
+  it.scopedLive("a transport RequestError (connection refused): the request has no Authorization", () =>
+    Effect.gen(function* () {
+      const { bearer } = yield* setup(steps)
+      const client = yield* clientFor(bearer)
+      const port = yield* closedPort
+      const error = yield* Effect.flip(client.get(`http://127.0.0.1:${port}/x`))
+      if (error._tag !== "RequestError") throw new Error(`expected RequestError, got ${error._tag}`)
+      expect(error.reason).toBe("Transport")
+      expect(error.request.headers["authorization"]).toBeUndefined()
+      expectNoToken(yield* renderingsOf(error), T1)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scopedLive("a ResponseError of the inner client (filterStatusOk): neither request shows the token", () =>
+    Effect.gen(function* () {
+      const { bearer } = yield* setup(steps)
+      const api = yield* protectedApi(new Set([T1]), () => ({ status: 500, body: "down" }))
+      const inner = HttpClient.filterStatusOk(yield* HttpClient.HttpClient)
+      const client = inner.pipe(BearerHttpClient.withBearer(bearer))
+      const error = yield* Effect.flip(client.get(`${api.url}/x`))
+      if (error._tag !== "ResponseError") throw new Error(`expected ResponseError, got ${error._tag}`)
+      expect([error.reason, error.response.status]).toEqual(["StatusCode", 500])
+      expect(error.request.headers["authorization"]).toBeUndefined()
+      expect(error.response.request.headers["authorization"]).toBeUndefined()
+      // The body can still be read through the response the error holds.
+      expect(yield* error.response.text).toBe("down")
+      expectNoToken(yield* renderingsOf(error), T1)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scopedLive("a body that fails half-way: the ResponseError of the read shows no token", () =>
+    Effect.gen(function* () {
+      const { bearer } = yield* setup(steps)
+      const url = yield* resettingApi
+      const client = yield* clientFor(bearer)
+      const response = yield* client.get(`${url}/x`)
+      expect(response.request.headers["authorization"]).toBeUndefined()
+      const error = yield* Effect.flip(response.text)
+      expect([error._tag, error.reason]).toEqual(["ResponseError", "Decode"])
+      expect(error.request.headers["authorization"]).toBeUndefined()
+      expect(error.response.request.headers["authorization"]).toBeUndefined()
+      expectNoToken(yield* renderingsOf(error), T1)
+      expectNoToken(yield* renderingsOf(response), T1)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scopedLive("UnauthorizedError, also under inspect with showHidden and %o", () =>
+    Effect.gen(function* () {
+      const { bearer } = yield* setup(steps)
+      const api = yield* protectedApi(new Set())
+      const client = yield* failingClientFor(bearer)
+      const error = yield* Effect.flip(client.get(`${api.url}/secret`))
+      if (error._tag !== "UnauthorizedError") throw new Error(`expected UnauthorizedError, got ${error._tag}`)
+      expect(error.response.request.headers["authorization"]).toBeUndefined()
+      expect(error.response.status).toBe(401)
+      expectNoToken(yield* renderingsOf(error), T1, T2)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scopedLive("layer(): a response and a transport error show no token", () =>
+    Effect.gen(function* () {
+      const api = yield* protectedApi(new Set([T1]))
+      const bearer = RenewableBearer.layer().pipe(Layer.provide(TestTokenSource.layer(steps)))
+      const run = <A, E>(effect: Effect.Effect<A, E, HttpClient.HttpClient>) =>
+        effect.pipe(
+          Effect.provide(
+            BearerHttpClient.layer({ failOnUnauthorized: true }).pipe(
+              Layer.provide([bearer, FetchHttpClient.layer])
+            )
+          )
+        )
+      const ok = yield* run(Effect.flatMap(HttpClient.HttpClient, (client) => client.get(`${api.url}/ok`)))
+      expect(ok.status).toBe(200)
+      expect(ok.request.headers["authorization"]).toBeUndefined()
+      expectNoToken(yield* renderingsOf(ok), T1)
+      const port = yield* closedPort
+      const refused = yield* run(
+        Effect.flatMap(HttpClient.HttpClient, (client) => client.get(`http://127.0.0.1:${port}/x`))
+      ).pipe(Effect.flip)
+      expect(refused._tag).toBe("RequestError")
+      expectNoToken(yield* renderingsOf(refused), T1)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+})
 
 describe("BearerHttpClient", { timeout: 10_000 }, () => {
   it.scopedLive("adds Authorization: Bearer <token> to every request; 2xx passes through", () =>

@@ -12,6 +12,9 @@ import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
 import type * as Context from "effect/Context"
 import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
+import type * as Token from "../Token.js"
+import { AuthorizedResponse, redactCause } from "./authorizedResponse.js"
+import { lazyScrubber, type Scrubber } from "./sanitize.js"
 
 /**
  * Whether a body can be sent twice. A stream (or a raw body that is a stream) is consumed by the first
@@ -50,6 +53,41 @@ export const defaultFetchOptions: FetchOptions = { timeout: Duration.seconds(30)
 const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
   response.arrayBuffer.pipe(Effect.timeout("5 seconds"), Effect.ignore)
 
+/**
+ * An error of the inner client as the caller may see it: its request is the caller's, without the
+ * `Authorization` header, its response (if any) one whose request is the caller's, and its cause scrubbed
+ * of the token. Anything that is not an `HttpClientError` passes as it is.
+ *
+ * @internal
+ */
+export const redactError = <E>(
+  error: E,
+  request: HttpClientRequest.HttpClientRequest,
+  scrub: Scrubber
+): E => {
+  if (!HttpClientError.isHttpClientError(error)) return error
+  const description = error.description === undefined ? {} : { description: error.description }
+  switch (error._tag) {
+    case "RequestError":
+      return new HttpClientError.RequestError({
+        request,
+        reason: error.reason,
+        ...description,
+        cause: redactCause(error.cause, scrub)
+      }) as E
+    case "ResponseError":
+      return new HttpClientError.ResponseError({
+        request,
+        response: new AuthorizedResponse(request, error.response, scrub),
+        reason: error.reason,
+        ...description,
+        cause: redactCause(error.cause, scrub)
+      }) as E
+  }
+}
+
+const scrubberOf = (token: Token.Token): Scrubber => lazyScrubber([token.value])
+
 /** @internal */
 export const withBearer =
   (bearer: RenewableBearer["Type"], options?: BearerHttpClient.Options) =>
@@ -68,7 +106,13 @@ export const withBearer =
         while (true) {
           const token = yield* receiver.fetchWith(fetchOptions)
           attempts++
-          const response = yield* self.execute(HttpClientRequest.bearerToken(request, token.value))
+          // Whatever comes back shows the caller's request, never the one that carried the token.
+          const scrub = scrubberOf(token)
+          const sent = yield* Effect.mapError(
+            self.execute(HttpClientRequest.bearerToken(request, token.value)),
+            (error) => redactError(error, request, scrub)
+          )
+          const response = new AuthorizedResponse(request, sent, scrub)
           if (response.status === 401) {
             // Within the budget this invalidates the token (if it is still the cached one), so the next
             // fetch, of this request or of any other, waits for a renewed token.
@@ -81,7 +125,7 @@ export const withBearer =
               yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
                 Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
               )
-              yield* discard(response)
+              yield* discard(sent)
               continue
             }
             yield* annotate(attempts)

@@ -117,3 +117,13 @@ export const sanitize = (text: string, scrub: Scrubber, maxLength: number = MAX_
   const clean = scrub(bounded.replace(controls, ""))
   return clean.length > maxLength ? `${clean.slice(0, maxLength)}…` : clean
 }
+
+/**
+ * A scrubber built on first use: for the hot path, where a secret is known but rarely needed.
+ *
+ * @internal
+ */
+export const lazyScrubber = (secrets: ReadonlyArray<Redacted.Redacted<string> | string>): Scrubber => {
+  let scrubber: Scrubber | undefined
+  return (text) => (scrubber ??= makeScrubber(secrets))(text)
+}

@@ -9,11 +9,15 @@
  * Use it on a local file system: the lock relies on atomic `link` and `rename`, and lock expiry compares the
  * clocks of the processes that share the directory.
  *
+ * Node only (`node:crypto`, `node:path`), so it is not re-exported from the package root: import it from
+ * `effect-renewable-bearer/FileTokenStore`.
+ *
  * @example
  * ```ts
  * import { NodeFileSystem } from "@effect/platform-node"
  * import { Layer } from "effect"
- * import { FileTokenStore, RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+ * import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+ * import * as FileTokenStore from "effect-renewable-bearer/FileTokenStore"
  *
  * const BearerLive = RenewableBearer.RenewableBearerLive.pipe(
  *   Layer.provide(TokenSource.layerToken(Token.make("s3cr3t"))),
@@ -75,7 +79,7 @@ export const layer = (options: Options): Layer.Layer<TokenStore, TokenStoreError
  * @example
  * ```ts
  * import { Config } from "effect"
- * import { FileTokenStore } from "effect-renewable-bearer"
+ * import * as FileTokenStore from "effect-renewable-bearer/FileTokenStore"
  *
  * const StoreLive = FileTokenStore.layerConfig({
  *   directory: Config.string("TOKEN_STORE_DIR"),

@@ -8,12 +8,15 @@
  * while the connection is down (no offline queue), and a failed store operation makes the bearer log a
  * warning and call its source itself. The client reconnects in the background and is closed with the layer.
  *
- * `ioredis` is an optional peer dependency, loaded when the store is built.
+ * `ioredis` is an optional peer dependency, loaded when the store is built. Node only (`node:crypto`,
+ * `ioredis`), so it is not re-exported from the package root: import it from
+ * `effect-renewable-bearer/RedisTokenStore`.
  *
  * @example
  * ```ts
  * import { Config, Layer } from "effect"
- * import { RedisTokenStore, RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+ * import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+ * import * as RedisTokenStore from "effect-renewable-bearer/RedisTokenStore"
  *
  * const BearerLive = RenewableBearer.layer({ storeKey: "idp.example.com/client-42" }).pipe(
  *   Layer.provide(TokenSource.layerToken(Token.make("s3cr3t"))),

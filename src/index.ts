@@ -1,6 +1,11 @@
 /**
  * effect-renewable-bearer: a bearer-token cache for Effect.
  *
+ * The root entry is runtime-neutral: it needs no Node built-in and no `ioredis`, so it bundles for Node,
+ * browsers, workers and other runtimes. The two stores that need Node are subpath exports of their own:
+ * `effect-renewable-bearer/FileTokenStore` (`node:crypto`, `node:path`) and
+ * `effect-renewable-bearer/RedisTokenStore` (`node:crypto`, `ioredis`).
+ *
  * @since 0.1.0
  */
 
@@ -40,13 +45,6 @@ export * as FetchOptions from "./FetchOptions.js"
 export * as FileTokenSource from "./FileTokenSource.js"
 
 /**
- * A `TokenStore` on the file system, for the processes of one machine.
- *
- * @since 0.1.0
- */
-export * as FileTokenStore from "./FileTokenStore.js"
-
-/**
  * The metrics every bearer records.
  *
  * @since 0.1.0
@@ -73,13 +71,6 @@ export * as Receiver from "./Receiver.js"
  * @since 0.1.0
  */
 export * as RenewableBearer from "./RenewableBearer.js"
-
-/**
- * A `TokenStore` on Redis, for a fleet (`ioredis` is loaded when the store is built).
- *
- * @since 0.1.0
- */
-export * as RedisTokenStore from "./RedisTokenStore.js"
 
 /**
  * A scripted token source for `TestClock` tests.

@@ -1,4 +1,4 @@
-import { FetchHttpClient, FileSystem } from "@effect/platform"
+import { FetchHttpClient, FileSystem, HttpClient } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import {
@@ -221,6 +221,47 @@ describe("OAuth2TokenSource.clientCredentials", { timeout: 10_000 }, () => {
       )
       expectNoSecrets(error)
     }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped("maxResponseBytes bounds the body; an invalid value is a permanent error, no request sent", () =>
+    Effect.gen(function* () {
+      const server = yield* tokenEndpoint(ok())
+      const small = yield* Effect.flip(fetchOnce(clientCredentials(server.url, { maxResponseBytes: 16 })))
+      expect([small.code, small.retryable, small.status]).toEqual(["response_too_large", true, 200])
+      expect(small.message).toBe(
+        `OAuth 2.0 client credentials: ${server.url}/token answered 200 with a body larger than 16 bytes (maxResponseBytes); the rest was not read`
+      )
+      const roomy = yield* fetchOnce(clientCredentials(server.url, { maxResponseBytes: 1024 }))
+      expect(Redacted.value(roomy.value)).toBe(ACCESS)
+      for (const bad of [0, -1, 1.5, NaN]) {
+        const error = yield* Effect.flip(fetchOnce(clientCredentials(server.url, { maxResponseBytes: bad })))
+        expect([error.code, error.retryable]).toEqual(["invalid_options", false])
+      }
+      expect(yield* server.count()).toBe(2)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped(
+    "a client that follows redirects itself (HttpClient.followRedirects): the redirect is refused",
+    () =>
+      Effect.gen(function* () {
+        const elsewhere = yield* tokenEndpoint(ok())
+        const server = yield* tokenEndpoint({ status: 302, headers: { location: `${elsewhere.url}/token` } })
+        const error = yield* Effect.flip(
+          fetchOnce(clientCredentials(server.url)).pipe(
+            Effect.provideServiceEffect(
+              HttpClient.HttpClient,
+              Effect.map(HttpClient.HttpClient, HttpClient.followRedirects())
+            )
+          )
+        )
+        expect([error.code, error.retryable]).toEqual(["redirect", false])
+        // The answer is refused, but such a client did send the request (and its credentials) there first.
+        expect(yield* elsewhere.count()).toBe(1)
+        expect(error.message).toBe(
+          `OAuth 2.0 client credentials: ${server.url}/token answered with a redirect to ${elsewhere.url}/token: a token request never follows redirects`
+        )
+      }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
   it.scoped("a malformed success body is an error that names the fields, never their values", () =>

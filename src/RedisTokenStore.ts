@@ -1,7 +1,9 @@
 /**
  * A `TokenStore` on Redis, for a fleet of processes on many machines. A token is stored with an expiry equal
  * to its remaining lifetime (`PX`); the refresh lock is `SET NX PX`, released only by its owner (a
- * compare-and-delete script). With `encryptionKey` the records are sealed with AES-256-GCM, so Redis never
+ * compare-and-delete script); a lock key without a TTL, or with a longer one than the taker's, is stale and
+ * taken over in the same atomic step. Records are read only up to `maxRecordBytes`. Refused credentials are
+ * reported as such (reason `Unauthenticated`), not as an unreachable Redis. With `encryptionKey` the records are sealed with AES-256-GCM, so Redis never
  * holds a token in clear.
  *
  * Redis is never in a request's way: every command is bounded by `operationTimeout`, commands fail at once
@@ -63,6 +65,12 @@ export interface Options {
   readonly keyPrefix: string
   /** Seal the records with AES-256-GCM under a key derived from this secret (see `FileTokenStore`). */
   readonly encryptionKey?: Redacted.Redacted<string> | undefined
+  /**
+   * The most bytes of a record this store reads or writes; a larger one fails with `TokenStoreError` reason
+   * `TooLarge` (when reading, Redis checks the size first: the record is never sent). Default
+   * `DEFAULT_MAX_RECORD_BYTES` (64 KiB).
+   */
+  readonly maxRecordBytes?: number | undefined
   /** Bound of each Redis command. Default 500 millis. */
   readonly operationTimeout?: Duration.DurationInput | undefined
   /** Bound of a connection attempt, and of the wait for the first connection at build. Default 2 seconds. */
@@ -70,10 +78,19 @@ export interface Options {
 }
 
 /**
+ * The default `maxRecordBytes`: 64 KiB, room for a sealed 16 KiB token several times over.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MAX_RECORD_BYTES: number = internal.DEFAULT_MAX_RECORD_BYTES
+
+/**
  * Builds the store in the current scope: the client is closed when the scope closes. Redis being unreachable
  * does not fail the build (the store fails its operations until Redis is back); failing to load `ioredis`
- * does, with a `TokenStoreError` (operation `open`), and so does an invalid `operationTimeout` or
- * `connectTimeout` (reason `InvalidOptions`: not a finite positive duration).
+ * does, with a `TokenStoreError` (operation `open`), and so does an option of the wrong type or out of range
+ * (reason `InvalidOptions`: `operationTimeout` or `connectTimeout` not a finite positive duration, `tls` not
+ * a boolean, `port` not an integer, a `password` not `Redacted`, …).
  *
  * @since 0.1.0
  * @category constructors

@@ -54,12 +54,16 @@ export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
 /**
  * Why a store operation failed: `Unavailable` (the store cannot be reached), `Timeout` (it did not answer in
  * time), `Failure` (its medium failed, such as a file system error), `InvalidOptions` (an option of a store's
- * `make` or of `withStore` is not valid; the operation is `open`).
+ * `make` or of `withStore` is not valid; the operation is `open`), `Untrusted` (the file store's directory is
+ * a symbolic link, owned by another user, or writable by group or others), `TooLarge` (a record is larger
+ * than the store's `maxRecordBytes`; nothing more was read), `Unauthenticated` (Redis refused the
+ * credentials).
  *
  * @since 0.1.0
  * @category errors
  */
-export type TokenStoreErrorReason = "Unavailable" | "Timeout" | "Failure" | "InvalidOptions"
+export type TokenStoreErrorReason =
+  "Unavailable" | "Timeout" | "Failure" | "InvalidOptions" | "Untrusted" | "TooLarge" | "Unauthenticated"
 
 /**
  * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).

@@ -1,10 +1,11 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, Redacted } from "effect"
+import { Context, Duration, Effect, Layer, Logger, Option, Redacted } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Token } from "effect-renewable-bearer"
+import { RenewableBearer, TestTokenSource, Token } from "effect-renewable-bearer"
 import * as FileTokenStore from "effect-renewable-bearer/FileTokenStore"
 import {
   generationBounds,
@@ -52,12 +53,197 @@ describe("FileTokenStore", () => {
       }).pipe(Effect.provide(NodeFileSystem.layer))
     )
 
-    it.scopedLive("an existing directory is made owner-only", () =>
+    it.scopedLive("an existing directory is used as it is, never changed", () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
         Fs.chmodSync(dir, 0o755)
-        yield* FileTokenStore.make({ directory: dir })
-        expect(mode(dir)).toBe(0o700)
+        const store = yield* FileTokenStore.make({ directory: dir })
+        yield* store.put("k", stored("s3cr3t"))
+        expect(mode(dir)).toBe(0o755)
+        expect(valueOf(yield* store.get("k"))).toEqual(Option.some("s3cr3t"))
+      }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.scopedLive(
+      "a symbolic link as the directory is refused; its target is neither changed nor written",
+      () =>
+        Effect.gen(function* () {
+          const base = yield* tempDir
+          const target = Path.join(base, "target")
+          Fs.mkdirSync(target, { mode: 0o755 })
+          Fs.chmodSync(target, 0o755)
+          Fs.symlinkSync(target, Path.join(base, "link"))
+          const error = yield* Effect.flip(FileTokenStore.make({ directory: Path.join(base, "link") }))
+          expect([error.operation, error.reason]).toEqual(["open", "Untrusted"])
+          expect(error.message).toBe(
+            `Token store open failed (Untrusted): refusing the store directory ${Path.join(base, "link")}: it is a symbolic link; it is never changed, fix it or choose another`
+          )
+          expect(mode(target)).toBe(0o755)
+          expect(filesIn(target)).toEqual([])
+        }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.scopedLive("a directory writable by group or others is refused and left as it is", () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        for (const [bits, who] of [
+          [0o777, "its group"],
+          [0o770, "its group"],
+          [0o702, "others"],
+          [0o1777, "its group"]
+        ] as const) {
+          Fs.chmodSync(dir, bits)
+          const error = yield* Effect.flip(FileTokenStore.make({ directory: dir }))
+          expect([error.operation, error.reason]).toEqual(["open", "Untrusted"])
+          expect(error.detail).toContain(
+            `it is writable by ${who} (mode ${(bits & 0o777).toString(8).padStart(4, "0")})`
+          )
+          expect(Fs.statSync(dir).mode & 0o7777).toBe(bits)
+          expect(filesIn(dir)).toEqual([])
+        }
+        Fs.chmodSync(dir, 0o700)
+      }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.scopedLive("a directory owned by another user is refused and left as it is", () =>
+      Effect.gen(function* () {
+        const uid = process.getuid?.()
+        if (uid === undefined) return console.warn("SKIPPED: no user ids on this platform")
+        // As root, hand a directory to another user; as anyone else, the root directory is someone else's.
+        let dir = "/"
+        if (uid === 0) {
+          dir = yield* tempDir
+          Fs.chownSync(dir, 65_534, 65_534)
+        }
+        const before = Fs.statSync(dir)
+        const error = yield* Effect.flip(FileTokenStore.make({ directory: dir }))
+        expect([error.operation, error.reason]).toEqual(["open", "Untrusted"])
+        expect(error.detail).toContain(
+          `it is owned by uid ${before.uid}, not by this process's user (uid ${uid})`
+        )
+        const after = Fs.statSync(dir)
+        expect([after.uid, after.mode]).toEqual([before.uid, before.mode])
+        if (uid === 0) expect(filesIn(dir)).toEqual([])
+      }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.scopedLive(
+      "the layer with a refused directory: the bearer runs without the store and says why",
+      () => {
+        const lines: Array<string> = []
+        const logger = Logger.make(({ logLevel, message }) => {
+          lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+        })
+        return Effect.gen(function* () {
+          const dir = yield* tempDir
+          Fs.chmodSync(dir, 0o777)
+          const context = yield* Layer.build(
+            RenewableBearer.RenewableBearerLive.pipe(
+              Layer.provideMerge(
+                TestTokenSource.layer([TestTokenSource.token("t1", { expiresIn: "1 hour" })])
+              ),
+              Layer.provide(FileTokenStore.layer({ directory: dir }))
+            )
+          )
+          const token = yield* Context.get(context, RenewableBearer.RenewableBearer).fetch()
+          expect(Redacted.value(token.value)).toBe("t1")
+          expect(yield* Context.get(context, TestTokenSource.TestTokenSource).calls).toBe(1)
+          expect(lines).toContainEqual(
+            `WARN FileTokenStore: Token store open failed (Untrusted): refusing the store directory ${dir}: it is writable by its group (mode 0777); it is never changed, fix it or choose another. Bearers call their sources directly, without sharing tokens`
+          )
+          expect(
+            lines.some((l) =>
+              l.startsWith("WARN TokenStore: the store failed (get: Token store get failed (Untrusted)")
+            )
+          ).toBe(true)
+          expect(Fs.statSync(dir).mode & 0o777).toBe(0o777)
+          expect(filesIn(dir)).toEqual([])
+          Fs.chmodSync(dir, 0o700)
+        }).pipe(
+          Effect.provide(NodeFileSystem.layer),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+      }
+    )
+
+    it.scopedLive(
+      "store files are read without following symbolic links; a planted link or FIFO is an error",
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* tempDir
+          const store = yield* FileTokenStore.make({ directory: dir })
+          yield* store.put("k", stored("s3cr3t"))
+          const [file] = filesIn(dir)
+          const elsewhere = Path.join(yield* tempDir, "planted")
+          Fs.writeFileSync(elsewhere, Fs.readFileSync(Path.join(dir, file)))
+          Fs.rmSync(Path.join(dir, file))
+          Fs.symlinkSync(elsewhere, Path.join(dir, file))
+          const error = yield* Effect.flip(store.get("k"))
+          expect([error.operation, error.reason]).toEqual(["get", "Failure"])
+          expect(error.detail).toMatch(/^a store file is a symbolic link, refused/)
+          // A put replaces the link itself (rename), never writes through it.
+          yield* store.put("k", stored("renewed"))
+          expect(Fs.lstatSync(Path.join(dir, file)).isFile()).toBe(true)
+          expect(JSON.parse(Fs.readFileSync(elsewhere, "utf8")).value).toBe("s3cr3t")
+          expect(valueOf(yield* store.get("k"))).toEqual(Option.some("renewed"))
+          // A FIFO (it would block a plain read forever) is not a regular file.
+          Fs.rmSync(Path.join(dir, file))
+          if (ChildProcess.spawnSync("mkfifo", [Path.join(dir, file)]).status === 0) {
+            const fifo = yield* Effect.flip(store.get("k"))
+            expect(fifo.detail).toBe(`${Path.join(dir, file)} is not a regular file`)
+          }
+        }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.scopedLive(
+      "a record larger than maxRecordBytes: reading fails with TooLarge, writing refuses it",
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* tempDir
+          expect(FileTokenStore.DEFAULT_MAX_RECORD_BYTES).toBe(65_536)
+          const store = yield* FileTokenStore.make({ directory: dir })
+          yield* store.put("k", stored("s3cr3t"))
+          const [file] = filesIn(dir)
+          Fs.writeFileSync(Path.join(dir, file), "x".repeat(10 * 1024 * 1024))
+          const error = yield* Effect.flip(store.get("k"))
+          expect([error.operation, error.reason, error.message]).toEqual([
+            "get",
+            "TooLarge",
+            "Token store get failed (TooLarge): the record is 10485760 bytes, more than maxRecordBytes (65536); nothing more was read"
+          ])
+          const small = yield* FileTokenStore.make({ directory: dir, maxRecordBytes: 100 })
+          const refused = yield* Effect.flip(small.put("other", stored("a".repeat(200))))
+          expect([refused.operation, refused.reason]).toEqual(["put", "TooLarge"])
+          expect(filesIn(dir)).toEqual([file])
+          const invalid = yield* Effect.flip(
+            FileTokenStore.make({ directory: dir, maxRecordBytes: "64k" as never })
+          )
+          expect(invalid.message).toBe(
+            'Token store open failed (InvalidOptions): maxRecordBytes: expected an integer in [1, 1073741824], got "64k"'
+          )
+        }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+
+    it.scopedLive("a lock whose expiry lies beyond the lock TTL from now is stale: it is broken", () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const store = yield* FileTokenStore.make({ directory: dir })
+        expect(yield* store.tryLock("k", "planted", Duration.seconds(10))).toBe(true)
+        const lockFile = Path.join(
+          dir,
+          filesIn(dir).find((f) => f.endsWith(".lock"))!
+        )
+        const plant = (expiresAt: number) =>
+          Fs.writeFileSync(lockFile, JSON.stringify({ v: 1, owner: "planted", expiresAt }))
+        // Within the TTL: a live lock.
+        plant(Date.now() + 9_000)
+        expect(yield* store.tryLock("k", "me", Duration.seconds(10))).toBe(false)
+        // A year ahead (a planted file, or a clock far ahead): broken at once, not after a year.
+        plant(Date.now() + 365 * 24 * 3_600_000)
+        expect(yield* store.tryLock("k", "me", Duration.seconds(10))).toBe(true)
+        expect(JSON.parse(Fs.readFileSync(lockFile, "utf8")).owner).toBe("me")
+        yield* store.unlock("k", "me")
+        expect(filesIn(dir)).toEqual([])
       }).pipe(Effect.provide(NodeFileSystem.layer))
     )
 
@@ -199,7 +385,8 @@ describe("FileTokenStore", () => {
           expect(yield* server.maxInFlight).toBe(1)
           // Every call was made under the lock, after the store was found without a newer token: a fallback
           // (store failure, or a lock held too long) would have logged a warning.
-          for (const r of results) expect(r.warnings).toBe(0)
+          const stderr = yield* Effect.forEach(workers, (w) => w.stderr)
+          for (const r of results) expect(r.warnings, stderr.join("\n")).toBe(0)
         }).pipe(Effect.provide(NodeFileSystem.layer)),
       25_000
     )

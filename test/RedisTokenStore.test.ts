@@ -202,6 +202,83 @@ describe("RedisTokenStore", () => {
       })
     )
 
+    it.scopedLive(
+      "a lock key without a TTL (PTTL -1) or with a longer one is stale: broken and taken at once",
+      () =>
+        Effect.gen(function* () {
+          const prefix = uniquePrefix()
+          const store = yield* make({ keyPrefix: prefix })
+          const raw = yield* rawClient(url)
+          const lock = `${prefix}lock:k`
+          // Written by hand, without PX: before, every renewal waited for ever behind it.
+          yield* Effect.promise(() => raw.set(lock, "planted"))
+          expect(yield* Effect.promise(() => raw.pttl(lock))).toBe(-1)
+          expect(yield* store.tryLock("k", "me", Duration.seconds(5))).toBe(true)
+          expect(yield* Effect.promise(() => raw.get(lock))).toBe("me")
+          const pttl = yield* Effect.promise(() => raw.pttl(lock))
+          expect(pttl).toBeGreaterThan(4_000)
+          expect(pttl).toBeLessThanOrEqual(5_000)
+          yield* store.unlock("k", "me")
+          // A TTL of a year: stale too. A TTL within the taker's: a live lock, kept.
+          yield* Effect.promise(() => raw.set(lock, "planted", "PX", 365 * 24 * 3_600_000))
+          expect(yield* store.tryLock("k", "me", Duration.seconds(5))).toBe(true)
+          yield* store.unlock("k", "me")
+          yield* Effect.promise(() => raw.set(lock, "holder", "PX", 4_000))
+          expect(yield* store.tryLock("k", "me", Duration.seconds(5))).toBe(false)
+          expect(yield* Effect.promise(() => raw.get(lock))).toBe("holder")
+          // Only its owner releases it.
+          yield* store.unlock("k", "me")
+          expect(yield* Effect.promise(() => raw.get(lock))).toBe("holder")
+          yield* Effect.promise(() => raw.del(lock))
+        })
+    )
+
+    it.scopedLive(
+      "a record larger than maxRecordBytes: never sent by Redis, TooLarge; a larger put is refused",
+      () =>
+        Effect.gen(function* () {
+          const prefix = uniquePrefix()
+          const store = yield* make({ keyPrefix: prefix })
+          const raw = yield* rawClient(url)
+          expect(RedisTokenStore.DEFAULT_MAX_RECORD_BYTES).toBe(65_536)
+          yield* Effect.promise(() => raw.set(`${prefix}token:k`, "x".repeat(10 * 1024 * 1024)))
+          const error = yield* Effect.flip(store.get("k"))
+          expect([error.operation, error.reason, error.message]).toEqual([
+            "get",
+            "TooLarge",
+            "Token store get failed (TooLarge): the record is 10485760 bytes, more than maxRecordBytes (65536); nothing more was read"
+          ])
+          const small = yield* make({ keyPrefix: prefix, maxRecordBytes: 100 })
+          const refused = yield* Effect.flip(small.put("other", stored("a".repeat(200))))
+          expect([refused.operation, refused.reason]).toEqual(["put", "TooLarge"])
+          expect(yield* Effect.promise(() => raw.exists(`${prefix}token:other`))).toBe(0)
+          yield* Effect.promise(() => raw.del(`${prefix}token:k`))
+        })
+    )
+
+    it.scopedLive(
+      "refused credentials are reported as such (Unauthenticated), not as an unreachable Redis",
+      () => {
+        const logs = captureLogs()
+        return Effect.gen(function* () {
+          const store = yield* make({
+            username: `no-such-user-${Math.random().toString(36).slice(2)}`,
+            password: Redacted.make("wrong"),
+            connectTimeout: "1 second"
+          })
+          const error = yield* Effect.flip(store.get("k"))
+          expect([error.operation, error.reason]).toEqual(["get", "Unauthenticated"])
+          expect(error.message).toMatch(
+            /^Token store get failed \(Unauthenticated\): Redis refused the credentials: WRONGPASS/
+          )
+          expect(error.message).not.toContain("wrong")
+          expect(logs.lines.filter((l) => l.includes("RedisTokenStore"))).toEqual([
+            expect.stringMatching(/^WARN RedisTokenStore: Redis refused the credentials \(WRONGPASS/)
+          ])
+        }).pipe(Effect.provide(logs.layer))
+      }
+    )
+
     it.scopedLive("encryption at rest: same key reads, wrong key or no key reads nothing", () =>
       Effect.gen(function* () {
         const prefix = uniquePrefix()

@@ -166,7 +166,8 @@ describe("TokenStore", () => {
       const logs = captureLogs()
       return Effect.gen(function* () {
         const store = yield* TokenStore.makeMemory
-        yield* store.tryLock("default", "stuck-process", Duration.hours(1))
+        // A live holder's lock (as long as the bearer's own, 5 s): a longer one would be stale and broken.
+        yield* store.tryLock("default", "stuck-process", Duration.seconds(5))
         // refreshRequestTimeout 5 s: the wait is 3/4 of it.
         const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, store)
         const fiber = yield* Effect.fork(b.bearer.fetch())
@@ -180,6 +181,16 @@ describe("TokenStore", () => {
         expect(Option.map(yield* store.get("default"), (s) => value(s.token))).toEqual(Option.some("b1"))
       }).pipe(Effect.provide(logs.layer))
     })
+
+    it.scoped("a lock that claims to live longer than the lock TTL is stale: taken at once, no wait", () =>
+      Effect.gen(function* () {
+        const store = yield* TokenStore.makeMemory
+        yield* store.tryLock("default", "planted", Duration.hours(1))
+        const b = yield* setup([t("b1", { expiresIn: "1 hour" })], undefined, store)
+        expect(value(yield* b.bearer.fetch())).toBe("b1")
+        expect(yield* b.source.callTimes).toEqual([0])
+      })
+    )
 
     it.scoped("a failing store: the fetch succeeds from the source, with a warning", () => {
       const logs = captureLogs()

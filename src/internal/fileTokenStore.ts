@@ -1,15 +1,17 @@
-import type { PlatformError } from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as FsPromises from "node:fs/promises"
 import * as NodePath from "node:path"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as FileTokenStore from "../FileTokenStore.js"
 import { type TokenStore, TokenStoreError, type TokenStoreOperation } from "../TokenStore.js"
 import { makeCodec } from "./storeRecord.js"
+import { integerOption, invalidOption, redactedOption, stringOption } from "./tokenStore.js"
 
 /** The content of a lock file, version 1. */
 const LockRecord = Schema.parseJson(
@@ -20,23 +22,142 @@ const decodeLock = Schema.decodeUnknownOption(LockRecord)
 /** A guard file older than this was left by a process that died while it held it. */
 const GUARD_STALE_MILLIS = 2_000
 
-const isNotFound = (error: PlatformError) => error._tag === "SystemError" && error.reason === "NotFound"
-const isAlreadyExists = (error: PlatformError) =>
-  error._tag === "SystemError" && error.reason === "AlreadyExists"
+/** The default bound of a record read from or written to the store. @internal */
+export const DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 
-const storeError = (operation: TokenStoreOperation) => (error: PlatformError) =>
-  new TokenStoreError({ operation, reason: "Failure", detail: error.message, cause: error })
+/** A lock file is a few dozen bytes; anything longer is not a lock. */
+const MAX_LOCK_BYTES = 4 * 1024
+
+/** Reads never follow a symbolic link: a link planted in place of a store file is an error, not a redirect. */
+const READ_FLAGS = Fs.constants.O_RDONLY | (Fs.constants.O_NOFOLLOW ?? 0) | (Fs.constants.O_NONBLOCK ?? 0)
+/** A temporary file is always a new file: `O_EXCL` fails on anything already there, a symbolic link too. */
+const CREATE_FLAGS =
+  Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | (Fs.constants.O_NOFOLLOW ?? 0)
+
+const codeOf = (cause: unknown): string | undefined =>
+  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
+    ? cause.code
+    : undefined
+
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/** A file system call that failed: its error code is kept for the callers that handle one. */
+class FsFailure {
+  readonly _tag = "FsFailure"
+  constructor(
+    readonly code: string | undefined,
+    readonly message: string,
+    readonly cause: unknown
+  ) {}
+}
+
+const call = <A>(run: () => Promise<A>): Effect.Effect<A, FsFailure> =>
+  Effect.tryPromise({ try: run, catch: (cause) => new FsFailure(codeOf(cause), messageOf(cause), cause) })
+
+const isCode =
+  (...codes: ReadonlyArray<string>) =>
+  (error: FsFailure): boolean =>
+    error.code !== undefined && codes.includes(error.code)
+
+const storeError = (operation: TokenStoreOperation) => (error: FsFailure | TokenStoreError) =>
+  error instanceof TokenStoreError
+    ? error
+    : new TokenStoreError({
+        operation,
+        reason: "Failure",
+        detail:
+          error.code === "ELOOP"
+            ? `a store file is a symbolic link, refused (${error.message})`
+            : error.message,
+        cause: error.cause
+      })
+
+const untrusted = (directory: string, why: string) =>
+  new TokenStoreError({
+    operation: "open",
+    reason: "Untrusted",
+    detail: `refusing the store directory ${directory}: ${why}; it is never changed, fix it or choose another`
+  })
+
+/** What `open` decided about the directory: the checks of `checkDirectory`, in one place. @internal */
+export const directoryProblem = (
+  info: {
+    readonly isSymbolicLink: boolean
+    readonly isDirectory: boolean
+    readonly uid: number
+    readonly mode: number
+  },
+  currentUid: number | undefined
+): string | undefined => {
+  if (info.isSymbolicLink) return "it is a symbolic link"
+  if (!info.isDirectory) return "it is not a directory"
+  if (currentUid !== undefined && info.uid !== currentUid)
+    return `it is owned by uid ${info.uid}, not by this process's user (uid ${currentUid})`
+  if ((info.mode & 0o022) !== 0)
+    return `it is writable by ${(info.mode & 0o020) !== 0 ? "its group" : "others"} (mode ${(info.mode & 0o777).toString(8).padStart(4, "0")})`
+  return undefined
+}
+
+/**
+ * Creates the directory if it is missing (mode `0700`, parents too), then checks it without following a
+ * symbolic link and never changes it: a link, something else than a directory, another owner, or write access
+ * for group or others is refused.
+ */
+const checkDirectory = (directory: string): Effect.Effect<void, TokenStoreError> =>
+  Effect.gen(function* () {
+    const lstat = call(() => FsPromises.lstat(directory))
+    const existing = yield* lstat.pipe(
+      Effect.map((stats): Fs.Stats | undefined => stats),
+      Effect.catchIf(isCode("ENOENT"), () => Effect.succeed(undefined))
+    )
+    const stats =
+      existing ??
+      (yield* Effect.zipRight(
+        call(() => FsPromises.mkdir(directory, { recursive: true, mode: 0o700 })),
+        lstat
+      ))
+    const problem = directoryProblem(
+      {
+        isSymbolicLink: stats.isSymbolicLink(),
+        isDirectory: stats.isDirectory(),
+        uid: stats.uid,
+        mode: stats.mode
+      },
+      process.getuid?.()
+    )
+    if (problem !== undefined) return yield* Effect.fail(untrusted(directory, problem))
+  }).pipe(
+    Effect.mapError((error) =>
+      error instanceof TokenStoreError
+        ? error
+        : new TokenStoreError({
+            operation: "open",
+            reason: "Failure",
+            detail: `cannot open the store directory ${directory}: ${error.message}`,
+            cause: error.cause
+          })
+    )
+  )
+
+/** Options checked at run time: a wrong type is an `InvalidOptions` error, never a default. */
+const validate = (options: FileTokenStore.Options) =>
+  Effect.gen(function* () {
+    if (typeof options !== "object" || options === null)
+      return yield* Effect.fail(invalidOption("options", "expected an object"))
+    const directory = yield* stringOption("directory", options.directory)
+    if (directory === undefined)
+      return yield* Effect.fail(invalidOption("directory", "expected a non-empty string, got undefined"))
+    yield* redactedOption("encryptionKey", options.encryptionKey)
+    const maxRecordBytes =
+      (yield* integerOption("maxRecordBytes", options.maxRecordBytes, 1, 2 ** 30)) ?? DEFAULT_MAX_RECORD_BYTES
+    return { directory: NodePath.resolve(directory), maxRecordBytes }
+  })
 
 /** @internal */
-export const make = (
-  options: FileTokenStore.Options
-): Effect.Effect<TokenStore["Type"], TokenStoreError, FileSystem.FileSystem> =>
+export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore["Type"], TokenStoreError> =>
   Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    const directory = NodePath.resolve(options.directory)
-    yield* fs
-      .makeDirectory(directory, { recursive: true, mode: 0o700 })
-      .pipe(Effect.zipRight(fs.chmod(directory, 0o700)), Effect.mapError(storeError("open")))
+    const { directory, maxRecordBytes } = yield* validate(options)
+    yield* checkDirectory(directory)
     const codec = makeCodec(options.encryptionKey)
 
     const base = (key: string) =>
@@ -45,22 +166,90 @@ export const make = (
     const lockPath = (key: string) => `${base(key)}.lock`
     const sidePath = (path: string, suffix: string) => `${path}.${Crypto.randomUUID()}.${suffix}`
 
-    const ignore = <A>(self: Effect.Effect<A, PlatformError>) => Effect.ignore(self)
+    const ignore = <A>(self: Effect.Effect<A, FsFailure>) => Effect.ignore(self)
+    const remove = (path: string) => call(() => FsPromises.unlink(path))
 
-    const readOptional = (path: string): Effect.Effect<Option.Option<string>, PlatformError> =>
-      fs.readFileString(path).pipe(
-        Effect.map(Option.some),
-        Effect.catchIf(isNotFound, () => Effect.succeedNone)
+    /**
+     * Reads `path` without following a symbolic link, at most `limit + 1` bytes: `None` when it does not exist,
+     * `Left` with its size when it holds more than `limit` bytes (nothing more is read).
+     */
+    const readBounded = (
+      path: string,
+      limit: number
+    ): Effect.Effect<Option.Option<Either.Either<string, number>>, FsFailure> =>
+      Effect.acquireUseRelease(
+        call(() => FsPromises.open(path, READ_FLAGS)).pipe(
+          Effect.map(Option.some<FsPromises.FileHandle>),
+          Effect.catchIf(isCode("ENOENT"), () => Effect.succeed(Option.none<FsPromises.FileHandle>()))
+        ),
+        Option.match({
+          onNone: () => Effect.succeedNone,
+          onSome: (handle) =>
+            Effect.gen(function* () {
+              const stat = yield* call(() => handle.stat())
+              if (!stat.isFile())
+                return yield* Effect.fail(new FsFailure("EINVAL", `${path} is not a regular file`, undefined))
+              const buffer = Buffer.alloc(limit + 1)
+              let size = 0
+              while (size < buffer.length) {
+                const { bytesRead } = yield* call(() => handle.read(buffer, size, buffer.length - size, size))
+                if (bytesRead === 0) break
+                size += bytesRead
+              }
+              return Option.some(
+                size > limit
+                  ? Either.left(Math.max(size, stat.size))
+                  : Either.right(buffer.toString("utf8", 0, size))
+              )
+            })
+        }),
+        Option.match({ onNone: () => Effect.void, onSome: (handle) => Effect.promise(() => handle.close()) })
       )
 
-    /** Creates `path` with `content`, readable by the owner only, through a temporary file. */
-    const writeTemp = (path: string, content: string) =>
-      Effect.as(fs.writeFileString(path, content, { flag: "wx", mode: 0o600 }), path)
+    const tooLarge = (operation: TokenStoreOperation, size: number) =>
+      new TokenStoreError({
+        operation,
+        reason: "TooLarge",
+        detail: `the record is ${size} bytes, more than maxRecordBytes (${maxRecordBytes}); nothing more was read`
+      })
+
+    /** The content of a lock file, `None` if there is none; a file too large to be a lock reads as garbage. */
+    const readLock = (path: string) =>
+      Effect.map(
+        readBounded(path, MAX_LOCK_BYTES),
+        Option.map(Either.getOrElse(() => "(too large to be a lock)"))
+      )
+
+    /**
+     * Creates `path` (exclusively, `0600`) with `content`. If anything fails after the file was created (a full
+     * disk, an interruption), the file is removed: no temporary file is ever left behind.
+     */
+    const writeNew = (path: string, content: string): Effect.Effect<string, FsFailure> =>
+      Effect.uninterruptible(
+        Effect.flatMap(
+          call(() => FsPromises.open(path, CREATE_FLAGS, 0o600)),
+          (handle) =>
+            call(async () => {
+              await handle.writeFile(content, "utf8")
+            }).pipe(
+              Effect.ensuring(Effect.promise(() => handle.close().catch(() => undefined))),
+              Effect.tapError(() => ignore(remove(path))),
+              Effect.as(path)
+            )
+        )
+      )
 
     /** Replaces `path` atomically: a reader sees the old file or the new one, never a part. */
     const replace = (path: string, content: string) =>
-      Effect.flatMap(writeTemp(sidePath(path, "tmp"), content), (temp) =>
-        fs.rename(temp, path).pipe(Effect.tapError(() => ignore(fs.remove(temp))))
+      Effect.flatMap(writeNew(sidePath(path, "tmp"), content), (temp) =>
+        call(() => FsPromises.rename(temp, path)).pipe(Effect.tapError(() => ignore(remove(temp))))
+      )
+
+    /** Hard-links `temp` to `path`: `true` if it created `path`, `false` if `path` exists. */
+    const linkNew = (temp: string, path: string) =>
+      call(() => FsPromises.link(temp, path)).pipe(
+        Effect.as(true),
+        Effect.catchIf(isCode("EEXIST"), () => Effect.succeed(false))
       )
 
     /**
@@ -73,73 +262,79 @@ export const make = (
     const removeIf = (path: string, predicate: (content: Option.Option<string>) => boolean) =>
       Effect.gen(function* () {
         const guard = `${path}.guard`
-        const temp = yield* writeTemp(sidePath(guard, "tmp"), "")
-        const take = fs.link(temp, guard).pipe(
-          Effect.as(true),
-          Effect.catchIf(isAlreadyExists, () => Effect.succeed(false)),
-          Effect.ensuring(ignore(fs.remove(temp)))
+        const take = Effect.flatMap(writeNew(sidePath(guard, "tmp"), ""), (temp) =>
+          Effect.ensuring(linkNew(temp, guard), ignore(remove(temp)))
         )
         let taken = yield* take
         if (!taken) {
-          const info = yield* Effect.option(fs.stat(guard))
-          const mtime = Option.flatMap(info, (i) => i.mtime)
-          if (Option.isSome(mtime) && Date.now() - mtime.value.getTime() > GUARD_STALE_MILLIS) {
-            yield* ignore(fs.remove(guard))
-            const again = yield* writeTemp(sidePath(guard, "tmp"), "")
-            taken = yield* fs.link(again, guard).pipe(
-              Effect.as(true),
-              Effect.catchIf(isAlreadyExists, () => Effect.succeed(false)),
-              Effect.ensuring(ignore(fs.remove(again)))
-            )
+          const info = yield* Effect.option(call(() => FsPromises.lstat(guard)))
+          if (Option.isSome(info) && Date.now() - info.value.mtimeMs > GUARD_STALE_MILLIS) {
+            yield* ignore(remove(guard))
+            taken = yield* take
           }
         }
         if (!taken) return false
         return yield* Effect.ensuring(
           Effect.gen(function* () {
-            if (predicate(yield* readOptional(path)))
-              yield* fs.remove(path).pipe(Effect.catchIf(isNotFound, () => Effect.void))
+            if (predicate(yield* readLock(path)))
+              yield* remove(path).pipe(Effect.catchIf(isCode("ENOENT"), () => Effect.void))
             return true
           }),
-          ignore(fs.remove(guard))
+          ignore(remove(guard))
         )
       })
 
     const get = (key: string) =>
-      readOptional(tokenPath(key)).pipe(
-        Effect.map(Option.flatMap((text) => codec.decode(key, text))),
-        Effect.mapError(storeError("get"))
+      readBounded(tokenPath(key), maxRecordBytes).pipe(
+        Effect.mapError(storeError("get")),
+        Effect.flatMap(
+          Option.match({
+            onNone: () => Effect.succeedNone,
+            onSome: Either.match({
+              onLeft: (size) => Effect.fail(tooLarge("get", size)),
+              onRight: (text) => Effect.succeed(codec.decode(key, text))
+            })
+          })
+        )
       )
 
     const put = (key: string, stored: Parameters<TokenStore["Type"]["put"]>[1]) =>
-      replace(tokenPath(key), codec.encode(key, stored)).pipe(Effect.mapError(storeError("put")))
+      Effect.suspend(() => {
+        const text = codec.encode(key, stored)
+        const size = Buffer.byteLength(text, "utf8")
+        // Nobody could read a larger record back: refuse it rather than write it.
+        if (size > maxRecordBytes) return Effect.fail(tooLarge("put", size))
+        return replace(tokenPath(key), text).pipe(Effect.mapError(storeError("put")))
+      })
 
     const tryLock = (key: string, owner: string, ttl: Duration.Duration) =>
       Effect.gen(function* () {
         const path = lockPath(key)
         const now = yield* Clock.currentTimeMillis
-        const content = JSON.stringify({ v: 1, owner, expiresAt: now + Duration.toMillis(ttl) })
-        const temp = yield* writeTemp(sidePath(path, "tmp"), content)
+        const ttlMillis = Duration.toMillis(ttl)
+        const content = JSON.stringify({ v: 1, owner, expiresAt: now + ttlMillis })
+        const temp = yield* writeNew(sidePath(path, "tmp"), content)
         // `link` creates the lock file with its whole content, or fails if it exists: an exclusive create
         // that no reader can catch half-written.
-        const attempt = (tries: number): Effect.Effect<boolean, PlatformError> =>
-          fs.link(temp, path).pipe(
-            Effect.as(true),
-            Effect.catchIf(isAlreadyExists, () =>
-              Effect.gen(function* () {
-                const held = yield* readOptional(path)
-                if (Option.isNone(held)) return tries > 0 ? yield* attempt(tries - 1) : false
-                const lock = decodeLock(held.value)
-                if (Option.isSome(lock) && now < lock.value.expiresAt) return false
-                // Expired, or not a lock record at all: break it, but only if it is still the one we read.
-                const broke = yield* removeIf(
-                  path,
-                  (seen) => Option.isSome(seen) && seen.value === held.value
-                )
-                return broke && tries > 0 ? yield* attempt(tries - 1) : false
-              })
-            )
+        const attempt = (tries: number): Effect.Effect<boolean, FsFailure> =>
+          Effect.flatMap(linkNew(temp, path), (created) =>
+            created
+              ? Effect.succeed(true)
+              : Effect.gen(function* () {
+                  const held = yield* readLock(path)
+                  if (Option.isNone(held)) return tries > 0 ? yield* attempt(tries - 1) : false
+                  // Judged at the time of reading: the holder may have written its lock after `now` was taken.
+                  if (isLive(held.value, yield* Clock.currentTimeMillis, ttlMillis)) return false
+                  // Expired, expiring too late, or not a lock record at all: break it, but only if it is still
+                  // the one we read.
+                  const broke = yield* removeIf(
+                    path,
+                    (seen) => Option.isSome(seen) && seen.value === held.value
+                  )
+                  return broke && tries > 0 ? yield* attempt(tries - 1) : false
+                })
           )
-        return yield* Effect.ensuring(attempt(2), ignore(fs.remove(temp)))
+        return yield* Effect.ensuring(attempt(2), ignore(remove(temp)))
       }).pipe(Effect.mapError(storeError("lock")))
 
     const ownedBy = (owner: string) => (content: Option.Option<string>) =>
@@ -148,7 +343,7 @@ export const make = (
     const unlock = (key: string, owner: string) =>
       Effect.gen(function* () {
         const path = lockPath(key)
-        for (let tries = 0; tries < 5 && ownedBy(owner)(yield* readOptional(path)); tries++) {
+        for (let tries = 0; tries < 5 && ownedBy(owner)(yield* readLock(path)); tries++) {
           if (yield* removeIf(path, ownedBy(owner))) return
           yield* Effect.sleep(5)
         }
@@ -156,3 +351,55 @@ export const make = (
 
     return { get, put, tryLock, unlock } satisfies TokenStore["Type"]
   })
+
+/**
+ * Whether the lock file content `text` is a lock that still holds at `now` for a taker whose lock would live
+ * `ttlMillis`: a valid record whose expiry has not passed and is not further away than `ttlMillis` (plus a
+ * second of slack for the wall clock) (a lock
+ * that claims to live longer than any lock is made for was not written by a store of this kind, or by a
+ * clock far ahead: it is broken like an expired one, so it never blocks renewals for longer than a TTL).
+ *
+ * @internal
+ */
+export const isLive = (text: string, now: number, ttlMillis: number): boolean =>
+  Option.match(decodeLock(text), {
+    onNone: () => false,
+    onSome: (lock) => now < lock.expiresAt && lock.expiresAt - now <= ttlMillis + CLOCK_STEP_MILLIS
+  })
+
+/** The slack `isLive` allows for a wall clock that steps back a little between two processes' readings. */
+const CLOCK_STEP_MILLIS = 1_000
+
+/**
+ * The layer's store: the store of `make`, or, when the directory is refused or cannot be opened, a store whose
+ * every operation fails with that error, after one warning. The bearer then runs as without a store (it calls
+ * its source directly and says why in a warning at each renewal); only invalid options fail the layer.
+ *
+ * @internal
+ */
+export const makeOrDisabled = (
+  options: FileTokenStore.Options
+): Effect.Effect<TokenStore["Type"], TokenStoreError> =>
+  make(options).pipe(
+    Effect.catchIf(
+      (error) => error.reason !== "InvalidOptions",
+      (error) =>
+        Effect.as(
+          Effect.logWarning(
+            `FileTokenStore: ${error.message}. Bearers call their sources directly, without sharing tokens`
+          ),
+          disabled(error)
+        )
+    )
+  )
+
+const disabled = (error: TokenStoreError): TokenStore["Type"] => {
+  const fail = (operation: TokenStoreOperation) =>
+    Effect.fail(new TokenStoreError({ operation, reason: error.reason, detail: error.detail, cause: error }))
+  return {
+    get: () => fail("get"),
+    put: () => fail("put"),
+    tryLock: () => fail("lock"),
+    unlock: () => fail("unlock")
+  }
+}

@@ -21,6 +21,35 @@ import {
 /** Deletes the lock only if its value is still the caller's owner id. */
 const UNLOCK_SCRIPT = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`
 
+/**
+ * Takes the lock (`SET NX PX`), or, in the same atomic step, breaks a stale one and takes it: a lock key
+ * without a TTL (`PTTL` -1: written by hand, or by a client that forgot `PX`) or with a TTL longer than the
+ * caller's would otherwise block every renewal for ever. Returns 1 when the caller holds the lock.
+ */
+const LOCK_SCRIPT = `
+if redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2], "NX") then return 1 end
+local ttl = redis.call("pttl", KEYS[1])
+if ttl == -1 or ttl > tonumber(ARGV[2]) then
+  redis.call("set", KEYS[1], ARGV[1], "PX", ARGV[2])
+  return 1
+end
+return 0`
+
+/** The record, or its size when it is larger than the limit: a larger record is never sent to the client. */
+const GET_SCRIPT = `
+local size = redis.call("strlen", KEYS[1])
+if size > tonumber(ARGV[1]) then return size end
+return redis.call("get", KEYS[1])`
+
+/** The default bound of a record read from or written to Redis. @internal */
+export const DEFAULT_MAX_RECORD_BYTES = 64 * 1024
+
+/** Redis refused the credentials (wrong password or user, or none given where one is required). */
+const isAuthError = (message: string): boolean =>
+  /\b(?:WRONGPASS|NOAUTH|NOPERM)\b|invalid password|invalid username-password|Authentication required/i.test(
+    message
+  )
+
 const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 /** Loads `ioredis` on first use: it is an optional peer dependency. */
@@ -69,6 +98,8 @@ export const make = (
     )
     yield* redactedOption("encryptionKey", options.encryptionKey)
     const RedisClass = yield* loadRedis
+    const maxRecordBytes =
+      (yield* integerOption("maxRecordBytes", options.maxRecordBytes, 1, 2 ** 29)) ?? DEFAULT_MAX_RECORD_BYTES
     const codec = makeCodec(options.encryptionKey)
     const prefix = options.keyPrefix
     const tokenKey = (key: string) => `${prefix}token:${key}`
@@ -96,11 +127,21 @@ export const make = (
           ? options.url
           : Redacted.value(options.url)
 
+    let lastError: string | undefined
+    const authFailure = (): string | undefined =>
+      lastError !== undefined && isAuthError(lastError) ? lastError : undefined
+
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const client: Redis = url === undefined ? new RedisClass(settings) : new RedisClass(url, settings)
-        // Connection errors surface as failed commands; without a listener ioredis would print each one.
-        client.on("error", () => {})
+        // Connection errors surface as failed commands; without a listener ioredis would print each one. The
+        // last one is kept: a refused authentication is reported as such, not as "not reachable".
+        client.on("error", (error: unknown) => {
+          lastError = messageOf(error)
+        })
+        client.on("ready", () => {
+          lastError = undefined
+        })
         return client
       }),
       (client) =>
@@ -118,21 +159,29 @@ export const make = (
       client.once("ready", onReady)
       return Effect.sync(() => client.off("ready", onReady))
     }).pipe(Effect.timeoutTo({ duration: connectMillis, onTimeout: () => false, onSuccess: (ok) => ok }))
-    if (!ready)
+    if (!ready) {
+      const auth = authFailure()
       yield* Effect.logWarning(
-        `RedisTokenStore: Redis is not reachable yet (status ${client.status}); bearers call their sources directly until it is`
+        auth !== undefined
+          ? `RedisTokenStore: Redis refused the credentials (${auth}): check the username and password; bearers call their sources directly until it accepts them`
+          : `RedisTokenStore: Redis is not reachable yet (status ${client.status}); bearers call their sources directly until it is`
       )
+    }
 
     const run = <A>(operation: TokenStoreOperation, command: () => Promise<A>) =>
       Effect.tryPromise({
         try: command,
-        catch: (cause) =>
-          new TokenStoreError({
+        catch: (cause) => {
+          const message = messageOf(cause)
+          const auth = isAuthError(message) ? message : client.status === "ready" ? undefined : authFailure()
+          return new TokenStoreError({
             operation,
-            reason: client.status === "ready" ? "Failure" : "Unavailable",
-            detail: messageOf(cause),
+            reason:
+              auth !== undefined ? "Unauthenticated" : client.status === "ready" ? "Failure" : "Unavailable",
+            detail: auth !== undefined ? `Redis refused the credentials: ${auth}` : message,
             cause
           })
+        }
       }).pipe(
         Effect.timeoutFail({
           duration: operationMillis,
@@ -145,16 +194,29 @@ export const make = (
         })
       )
 
+    const tooLarge = (operation: TokenStoreOperation, size: number) =>
+      new TokenStoreError({
+        operation,
+        reason: "TooLarge",
+        detail: `the record is ${size} bytes, more than maxRecordBytes (${maxRecordBytes}); nothing more was read`
+      })
+
     const store: TokenStore["Type"] = {
       get: (key) =>
-        Effect.map(
-          run("get", () => client.get(tokenKey(key))),
-          (text) => (text === null ? Option.none() : codec.decode(key, text))
+        Effect.flatMap(
+          run("get", () => client.eval(GET_SCRIPT, 1, tokenKey(key), maxRecordBytes) as Promise<unknown>),
+          (reply) =>
+            typeof reply === "number"
+              ? Effect.fail(tooLarge("get", reply))
+              : Effect.succeed(typeof reply === "string" ? codec.decode(key, reply) : Option.none())
         ),
       put: (key, stored) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const expires = expiresAtMillis(stored.token)
           const text = codec.encode(key, stored)
+          const size = Buffer.byteLength(text, "utf8")
+          // Nobody could read a larger record back: refuse it rather than write it.
+          if (size > maxRecordBytes) return Effect.fail(tooLarge("put", size))
           if (expires === Infinity) return Effect.asVoid(run("put", () => client.set(tokenKey(key), text)))
           const remaining = Math.ceil(expires - now)
           if (!(remaining > 0)) return Effect.void
@@ -163,9 +225,9 @@ export const make = (
       tryLock: (key, owner, ttl) =>
         Effect.map(
           run("lock", () =>
-            client.set(lockKey(key), owner, "PX", Math.max(1, Math.ceil(Duration.toMillis(ttl))), "NX")
+            client.eval(LOCK_SCRIPT, 1, lockKey(key), owner, Math.max(1, Math.ceil(Duration.toMillis(ttl))))
           ),
-          (reply) => reply === "OK"
+          (reply) => reply === 1
         ),
       unlock: (key, owner) =>
         Effect.asVoid(run("unlock", () => client.eval(UNLOCK_SCRIPT, 1, lockKey(key), owner)))

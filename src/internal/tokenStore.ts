@@ -327,8 +327,10 @@ export const makeMemory: Effect.Effect<Store> = Effect.sync(() => {
     tryLock: (key, owner, ttl) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const held = locks.get(key)
-        if (held !== undefined && now < held.expiresAt) return false
-        locks.set(key, { owner, expiresAt: now + Duration.toMillis(ttl) })
+        const ttlMillis = Duration.toMillis(ttl)
+        // A lock that claims to live longer than a TTL from now is stale, as in the file and Redis stores.
+        if (held !== undefined && now < held.expiresAt && held.expiresAt - now <= ttlMillis) return false
+        locks.set(key, { owner, expiresAt: now + ttlMillis })
         return true
       }),
     unlock: (key, owner) =>

@@ -352,10 +352,11 @@ describe("RedisTokenStore", () => {
               `redis store, 4 processes, ${window} ms, lifetime ${LIFETIME} ms: ${calls.length} source calls ` +
                 `(allowed ${bounds.min}..${bounds.max}), gaps ${gaps.join(", ")} ms`
             )
+            const stderr = yield* Effect.forEach(workers, (w) => w.stderr)
             for (const r of results) {
               expect(r.failures, r.errors.join("; ")).toBe(0)
               expect(r.expired).toBe(0)
-              expect(r.warnings).toBe(0)
+              expect(r.warnings, stderr.join("\n")).toBe(0)
             }
             expect(calls.length).toBeGreaterThanOrEqual(bounds.min)
             expect(calls.length).toBeLessThanOrEqual(bounds.max)

@@ -45,6 +45,13 @@ export * as FetchOptions from "./FetchOptions.js"
 export * as FileTokenSource from "./FileTokenSource.js"
 
 /**
+ * Keyed bearers: one bearer per key (audience, scope, tenant), built on first use, closed when idle, bounded.
+ *
+ * @since 0.1.0
+ */
+export * as KeyedBearer from "./KeyedBearer.js"
+
+/**
  * The metrics every bearer records.
  *
  * @since 0.1.0

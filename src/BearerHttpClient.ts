@@ -48,6 +48,7 @@ import type * as Layer from "effect/Layer"
 import type { FetchError } from "./Errors.js"
 import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/bearerHttpClient.js"
+import type * as KeyedBearer from "./KeyedBearer.js"
 import type * as Context from "effect/Context"
 import type { RenewableBearer, Service as BearerService } from "./RenewableBearer.js"
 
@@ -249,3 +250,55 @@ export const layerFor: <Self>(
   tag: Context.Tag<Self, BearerService>,
   options?: Options
 ) => Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | Self> = internal.layerFor
+
+/**
+ * Authorizes each request with a token of a `KeyedBearer`, for the key `keyOf` picks from the request (its
+ * origin, a header, …): one client for many audiences or tenants. The key's bearer stays in use for the
+ * whole request, replays after a `401` included. The fetch options' `timeout` (30 seconds by default) also
+ * bounds the wait for a free slot when every keyed bearer is in use. Otherwise as `withBearer`.
+ *
+ * @example
+ * ```ts
+ * import { HttpClient } from "@effect/platform"
+ * import { Data, Effect } from "effect"
+ * import { BearerHttpClient, KeyedBearer, Token, TokenSource } from "effect-renewable-bearer"
+ *
+ * class Audience extends Data.Class<{ readonly audience: string }> {}
+ *
+ * const makeClient = Effect.gen(function* () {
+ *   const bearers = yield* KeyedBearer.make({
+ *     source: (key: Audience) => Effect.succeed(TokenSource.fromToken(Token.make(`for ${key.audience}`))),
+ *     label: () => "downstream"
+ *   })
+ *   const client = yield* HttpClient.HttpClient
+ *   // One token per origin: each API gets a token for its own audience.
+ *   return client.pipe(
+ *     BearerHttpClient.withKeyedBearer(bearers, (request) => new Audience({ audience: new URL(request.url).origin }))
+ *   )
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withKeyedBearer: {
+  <K>(
+    keyed: KeyedBearer.KeyedBearer<K>,
+    keyOf: (request: HttpClientRequest.HttpClientRequest) => K,
+    options: Options & { readonly failOnUnauthorized: true }
+  ): <E, R>(
+    self: HttpClient.HttpClient.With<E, R>
+  ) => HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
+  <K>(
+    keyed: KeyedBearer.KeyedBearer<K>,
+    keyOf: (request: HttpClientRequest.HttpClientRequest) => K,
+    options?: Options & { readonly failOnUnauthorized?: false | undefined }
+  ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | FetchError, R>
+  <K>(
+    keyed: KeyedBearer.KeyedBearer<K>,
+    keyOf: (request: HttpClientRequest.HttpClientRequest) => K,
+    options?: Options
+  ): <E, R>(
+    self: HttpClient.HttpClient.With<E, R>
+  ) => HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
+} = internal.withKeyedBearer as any

@@ -2,6 +2,7 @@
  * Keyed bearers: one bearer per key, shared by the key's callers, closed after `idleTimeToLive`, evicted
  * least recently used at capacity, stopped when the service closes. Every instant is on the TestClock.
  */
+import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import {
   Clock,
@@ -16,8 +17,9 @@ import {
   Scope,
   TestClock
 } from "effect"
-import { Errors, KeyedBearer, Metrics, Token, TokenSource } from "effect-renewable-bearer"
+import { BearerHttpClient, Errors, KeyedBearer, Metrics, Token, TokenSource } from "effect-renewable-bearer"
 import { settle, value } from "./utils/bearer.js"
+import { loopbackServer } from "./utils/loopback.js"
 
 class Audience extends Data.Class<{ readonly audience: string }> {}
 const aud = (audience: string) => new Audience({ audience })
@@ -231,5 +233,63 @@ describe("KeyedBearer", { timeout: 30_000 }, () => {
       ])
       expect(errors.map((e) => e.option)).toEqual(["capacity", "idleTimeToLive", "jitter"])
     })
+  )
+})
+
+describe("BearerHttpClient.withKeyedBearer", { timeout: 20_000 }, () => {
+  it.scopedLive(
+    "picks the token of each request's origin; an API that checks the audience accepts each",
+    () =>
+      Effect.gen(function* () {
+        const calls = new Map<string, number>()
+        const keyed = yield* KeyedBearer.make({
+          source: (key: Audience) =>
+            Effect.succeed(
+              TokenSource.TokenSource.of({
+                fetch: Effect.sync(() => {
+                  const n = (calls.get(key.audience) ?? 0) + 1
+                  calls.set(key.audience, n)
+                  return Token.make(`aud=${key.audience};n=${n}`, { expiresAt: Date.now() + 3_600_000 })
+                })
+              })
+            ),
+          label: () => "per-origin"
+        })
+        /** An API that accepts a token only for its own origin; `revokeFirst` also rejects each first token. */
+        const api = (revokeFirst: boolean) =>
+          Effect.gen(function* () {
+            let origin = ""
+            const server = yield* loopbackServer((request) => {
+              const token = (request.headers["authorization"] ?? "").replace(/^Bearer /, "")
+              const ok = token.startsWith(`aud=${origin};`) && !(revokeFirst && token.endsWith(";n=1"))
+              return ok ? { status: 200, body: { token } } : { status: 401, body: { error: "invalid_token" } }
+            })
+            origin = server.url
+            return server
+          })
+        const billing = yield* api(false)
+        const search = yield* api(true)
+        const client = (yield* HttpClient.HttpClient).pipe(
+          BearerHttpClient.withKeyedBearer(
+            keyed,
+            (request) => new Audience({ audience: new URL(request.url).origin }),
+            { failOnUnauthorized: true }
+          )
+        )
+        const bodies: Array<unknown> = []
+        for (const url of [billing.url, search.url, billing.url, search.url]) {
+          const response = yield* client.get(`${url}/v1/me`)
+          bodies.push(yield* response.json)
+        }
+        expect(bodies).toEqual([
+          { token: `aud=${billing.url};n=1` },
+          { token: `aud=${search.url};n=2` },
+          { token: `aud=${billing.url};n=1` },
+          { token: `aud=${search.url};n=2` }
+        ])
+        // Search's first token was rejected and renewed once; billing's was never touched.
+        expect(Object.fromEntries(calls)).toEqual({ [billing.url]: 1, [search.url]: 2 })
+        expect(yield* keyed.size).toBe(2)
+      }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 })

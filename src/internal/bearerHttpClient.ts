@@ -10,6 +10,7 @@ import type * as BearerHttpClient from "../BearerHttpClient.js"
 import { UnauthorizedError } from "../BearerHttpClient.js"
 import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
+import type * as KeyedBearer from "../KeyedBearer.js"
 import type * as Context from "effect/Context"
 import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
@@ -140,6 +141,36 @@ export const withBearer =
       })
     return HttpClient.makeWith<never, never, E | FetchError | UnauthorizedError, R>(
       (effect) => Effect.flatMap(effect, execute),
+      Effect.succeed
+    )
+  }
+
+/**
+ * Authorizes each request with the bearer of the key `keyOf` picks for it: the bearer is in use (neither
+ * closed when idle nor evicted) for the whole request, replays included. The fetch options' `timeout` also
+ * bounds the wait for a free slot when every keyed bearer is in use.
+ *
+ * @internal
+ */
+export const withKeyedBearer =
+  <K>(
+    keyed: KeyedBearer.KeyedBearer<K>,
+    keyOf: (request: HttpClientRequest.HttpClientRequest) => K,
+    options?: BearerHttpClient.Options
+  ) =>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>
+  ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R> => {
+    const useOptions = { timeout: (options?.fetchOptions ?? defaultFetchOptions).timeout }
+    return HttpClient.makeWith<never, never, E | FetchError | UnauthorizedError, R>(
+      (effect) =>
+        Effect.flatMap(effect, (request) =>
+          keyed.use(
+            keyOf(request),
+            (bearer) => withBearer(bearer, options)(self).execute(request),
+            useOptions
+          )
+        ),
       Effect.succeed
     )
   }

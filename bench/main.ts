@@ -10,6 +10,7 @@ import { createRequire } from "node:module"
 import * as os from "node:os"
 import { coldHerd } from "./cases/coldHerd.js"
 import { hotPath } from "./cases/hotPath.js"
+import { keyedEviction, keyedHerd, keyedIdle } from "./cases/keyed.js"
 import { longLife } from "./cases/longLife.js"
 import { refreshUnderLoad } from "./cases/refreshUnderLoad.js"
 import { waitersGiveUp } from "./cases/waitersGiveUp.js"
@@ -21,7 +22,10 @@ const cases: ReadonlyArray<BenchCase & { readonly name: string }> = [
   { ...coldHerd, name: "herd" },
   { ...refreshUnderLoad, name: "refresh" },
   { ...waitersGiveUp, name: "giveup" },
-  { ...longLife, name: "week" }
+  { ...longLife, name: "week" },
+  { ...keyedHerd, name: "keyed-herd" },
+  { ...keyedIdle, name: "keyed-idle" },
+  { ...keyedEviction, name: "keyed-eviction" }
 ]
 
 interface Args {

@@ -20,7 +20,7 @@ describe("npm run bench (smoke)", () => {
     )
     const report = JSON.parse(stdout) as Report
     expect(report.smoke).toBe(true)
-    expect(report.cases.map((c) => c.id)).toEqual(["1", "2", "3", "4", "5"])
+    expect(report.cases.map((c) => c.id)).toEqual(["1", "2", "3", "4", "5", "K1", "K2", "K3"])
     for (const c of report.cases) expect(c.rows.length).toBeGreaterThan(0)
 
     const correctness = report.cases.flatMap((c) =>
@@ -49,5 +49,8 @@ describe("npm run bench (smoke)", () => {
       ])
     )
     expect(metrics("5")).toContainEqual(expect.stringMatching(/^source calls vs the schedule/))
+    // Keyed bearers: one source call per key in a herd; never more bearers alive than the capacity.
+    expect(metrics("K1")).toContainEqual(expect.stringMatching(/: source calls$/))
+    expect(metrics("K3")).toContainEqual(expect.stringMatching(/^.*most bearers alive at once/))
   })
 })

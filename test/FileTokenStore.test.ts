@@ -4,6 +4,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, Logger, Option, Redacted } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import { fileURLToPath } from "node:url"
 import * as Path from "node:path"
 import { RenewableBearer, TestTokenSource, Token } from "effect-renewable-bearer"
 import * as FileTokenStore from "effect-renewable-bearer/FileTokenStore"
@@ -14,6 +16,7 @@ import {
   tokenServer,
   type WorkerResult
 } from "./fixtures/processes.js"
+import { nonRootUser } from "./utils/users.js"
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) =>
   fs.makeTempDirectoryScoped({ prefix: "token-store-" })
@@ -349,6 +352,144 @@ describe("FileTokenStore", () => {
         expect(results.filter(Boolean)).toHaveLength(1)
         expect(filesIn(dir).filter((f) => !f.endsWith(".lock"))).toEqual([])
       }).pipe(Effect.provide(NodeFileSystem.layer))
+    )
+  })
+
+  describe("as a real non-root user (a child process; as root, the user erb-store-test via setpriv)", () => {
+    const user = nonRootUser()
+    if (user._tag === "Unavailable")
+      console.warn(`FileTokenStore: the tests as a non-root user are SKIPPED: ${user.why}`)
+    const available = user._tag === "Available" ? user : undefined
+
+    /** The scenario fixture bundled into a directory every user can read; removed at exit. */
+    const bundle = Effect.promise(async () => {
+      const esbuild = await import("esbuild")
+      const outdir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "store-as-user-"))
+      Fs.chmodSync(outdir, 0o755)
+      process.once("exit", () => Fs.rmSync(outdir, { recursive: true, force: true }))
+      const outfile = Path.join(outdir, "fileStoreAsUser.cjs")
+      await esbuild.build({
+        entryPoints: [fileURLToPath(new URL("./fixtures/fileStoreAsUser.ts", import.meta.url))],
+        bundle: true,
+        platform: "node",
+        format: "cjs",
+        target: "node20",
+        outfile,
+        logLevel: "silent"
+      })
+      Fs.chmodSync(outfile, 0o644)
+      return outfile
+    })
+
+    const runAs = (scenario: string, dir: string) =>
+      Effect.flatMap(bundle, (script) =>
+        Effect.sync(() => {
+          const prefix = available!.prefix
+          const command = [...prefix, process.execPath, script, scenario, dir]
+          const child = ChildProcess.spawnSync(command[0], command.slice(1), {
+            encoding: "utf8",
+            timeout: 20_000,
+            cwd: Os.tmpdir()
+          })
+          const line = child.stdout.split("\n").find((l) => l.startsWith("RESULT "))
+          if (line === undefined)
+            throw new Error(`${scenario}: no result (exit ${child.status}): ${child.stderr}`)
+          return JSON.parse(line.slice(7)) as Record<string, unknown>
+        })
+      )
+
+    /** A directory in the shared temporary directory, owned by `uid`, removed with the scope. */
+    const directoryOf = (uid: number, gid: number, mode: number) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "store-user-"))
+          if (process.getuid?.() === 0) Fs.chownSync(dir, uid, gid)
+          Fs.chmodSync(dir, mode)
+          return dir
+        }),
+        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      )
+
+    it.scopedLive.skipIf(available === undefined || process.getuid?.() !== 0)(
+      "a root-owned directory: refused, never changed (no EPERM), the bearer runs without the store",
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* directoryOf(0, 0, 0o755)
+          const result = yield* runAs("foreign", dir)
+          expect(result.uid).toBe(available!.uid)
+          expect(result.refused).toEqual({
+            reason: "Untrusted",
+            detail: `refusing the store directory ${dir}: it is owned by uid 0, not by this process's user (uid ${available!.uid}); it is never changed, fix it or choose another`
+          })
+          expect(result.token).toBe("from-the-source")
+          expect(result.warnings).toContainEqual(
+            expect.stringMatching(/^FileTokenStore: Token store open failed \(Untrusted\)/)
+          )
+          const after = Fs.statSync(dir)
+          expect([after.uid, after.mode & 0o777, filesIn(dir)]).toEqual([0, 0o755, []])
+        })
+    )
+
+    it.scopedLive.skipIf(available === undefined)(
+      "its own directory: a round trip; a symbolic link and a world-writable directory refused; a far-future lock broken",
+      () =>
+        Effect.gen(function* () {
+          const base = yield* directoryOf(available!.uid, available!.gid, 0o700)
+          const result = yield* runAs("own", base)
+          expect(result).toMatchObject({
+            uid: available!.uid,
+            roundTrip: "s3cr3t",
+            createdMode: 0o700,
+            symlink: { reason: "Untrusted", detail: expect.stringContaining("it is a symbolic link") },
+            worldWritable: {
+              reason: "Untrusted",
+              detail: expect.stringContaining("writable by its group (mode 0777)")
+            },
+            openModeAfter: 0o777,
+            farFutureLockTaken: true,
+            stillThere: "s3cr3t"
+          })
+          // Nothing but the token file: no lock, guard or temporary file left behind.
+          expect(result.filesLeft).toEqual([expect.stringMatching(/^[0-9a-f]{40}\.token$/)])
+        })
+    )
+
+    it.scopedLive.skipIf(available === undefined || process.getuid?.() !== 0)(
+      "disk full (a 64 KiB tmpfs): a failed write loses nothing and leaves no temporary file",
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* directoryOf(available!.uid, available!.gid, 0o700)
+          const mounted = ChildProcess.spawnSync(
+            "mount",
+            [
+              "-t",
+              "tmpfs",
+              "-o",
+              `size=64k,mode=0700,uid=${available!.uid},gid=${available!.gid}`,
+              "tmpfs",
+              dir
+            ],
+            { encoding: "utf8" }
+          )
+          if (mounted.status !== 0) {
+            console.warn(
+              `FileTokenStore: the disk-full test is SKIPPED: cannot mount a tmpfs: ${mounted.stderr}`
+            )
+            return
+          }
+          yield* Effect.addFinalizer(() => Effect.sync(() => ChildProcess.spawnSync("umount", [dir])))
+          const result = yield* runAs("full", dir)
+          const token = expect.stringMatching(/^[0-9a-f]{40}\.token$/)
+          expect(result).toMatchObject({
+            uid: available!.uid,
+            put: { reason: "Failure", detail: expect.stringContaining("ENOSPC") },
+            afterFailedPut: "old",
+            filesWhenFull: [token, "filler"],
+            filesAfterLock: [token, "filler"],
+            afterSpaceFreed: "new",
+            filesAtEnd: [token]
+          })
+        })
     )
   })
 

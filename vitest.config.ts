@@ -12,6 +12,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // A private redis-server for the Redis tests when REDIS_URL is not set (and the binary is installed).
+    globalSetup: ["test/setup/redis.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000
   }

@@ -32,7 +32,8 @@ import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import type { FetchError, InvalidOptionsError } from "./Errors.js"
+import type { FetchError, InvalidOptionsError, RenewalError } from "./Errors.js"
+import * as startup from "./internal/awaitFirstToken.js"
 import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/renewableBearer.js"
 import type { Receiver } from "./Receiver.js"
@@ -115,6 +116,15 @@ export interface Options {
   readonly expiryMargin?: Duration.DurationInput | undefined
   /** Start fetching when the layer is built instead of on the first fetch. Default `false`. */
   readonly eager?: boolean | undefined
+  /**
+   * Fail fast: building the bearer waits for its first token, at most this long (`true`: 30 seconds), so a
+   * wrong secret or an unreachable token endpoint fails the layer with the `RenewalError` at start-up instead
+   * of failing requests later. A permanent failure (a `TokenSourceError` with `retryable: false`, such as an
+   * OAuth 2.0 `invalid_client` or a missing environment variable) fails the build at once; a transient one
+   * is retried on the usual backoff until the bound, which then fails the build with a `Timeout`
+   * `RenewalError` whose `cause` is the last attempt's. Default `false`: the layer is built without waiting.
+   */
+  readonly awaitFirstToken?: boolean | Duration.DurationInput | undefined
   /** Names this bearer in metric labels, log annotations and span attributes. Default `"default"`. */
   readonly name?: string | undefined
   /**
@@ -125,30 +135,47 @@ export interface Options {
 }
 
 /**
+ * Why building a bearer failed: `InvalidOptionsError` for options out of range; `RenewalError` only with
+ * `awaitFirstToken`, when no first token came.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type BuildError = InvalidOptionsError | RenewalError
+
+/**
  * Builds the bearer in the current scope: the background fiber is forked into it and closing it stops the
- * bearer. Fails with `InvalidOptionsError` for options out of range.
+ * bearer. Fails with `InvalidOptionsError` for options out of range and, with `awaitFirstToken`, with the
+ * `RenewalError` when no first token came.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: (
+export const make = (
   options?: Options
-) => Effect.Effect<RenewableBearer["Type"], InvalidOptionsError, TokenSource | Scope.Scope> = internal.make
+): Effect.Effect<RenewableBearer["Type"], BuildError, TokenSource | Scope.Scope> =>
+  Effect.flatMap(startup.resolveAwaitFirstToken(options), (awaitMillis) =>
+    awaitMillis === undefined
+      ? internal.make(options)
+      : Effect.tap(internal.make(options), (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
+  )
 
 /**
- * The bearer as a layer. Fails to build with `InvalidOptionsError` for options out of range.
+ * The bearer as a layer. Fails to build with `InvalidOptionsError` for options out of range and, with
+ * `awaitFirstToken`, with the `RenewalError` when no first token came.
  *
  * @example
  * ```ts
  * import { RenewableBearer } from "effect-renewable-bearer"
  *
- * const BearerLive = RenewableBearer.layer({ refreshRequestTimeout: "2 seconds", eager: true })
+ * // Built only once it holds a token: a wrong secret fails the application at start-up.
+ * const BearerLive = RenewableBearer.layer({ refreshRequestTimeout: "2 seconds", awaitFirstToken: "10 seconds" })
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<RenewableBearer, InvalidOptionsError, TokenSource> =>
+export const layer = (options?: Options): Layer.Layer<RenewableBearer, BuildError, TokenSource> =>
   Layer.scoped(RenewableBearer, make(options))
 
 /**
@@ -170,7 +197,7 @@ export const layer = (options?: Options): Layer.Layer<RenewableBearer, InvalidOp
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<RenewableBearer, InvalidOptionsError | ConfigError.ConfigError, TokenSource> =>
+): Layer.Layer<RenewableBearer, BuildError | ConfigError.ConfigError, TokenSource> =>
   Layer.scoped(RenewableBearer, Effect.flatMap(Config.unwrap(config), make))
 
 /**
@@ -248,15 +275,12 @@ export const makeWith: {
   <E = never, R = never>(
     options: NamedOptions<E, R> & { readonly source: SourceInput<E, R> },
     defaultName?: string
-  ): Effect.Effect<Service, InvalidOptionsError | E, R | Scope.Scope>
-  (
-    options?: Options,
-    defaultName?: string
-  ): Effect.Effect<Service, InvalidOptionsError, TokenSource | Scope.Scope>
+  ): Effect.Effect<Service, BuildError | E, R | Scope.Scope>
+  (options?: Options, defaultName?: string): Effect.Effect<Service, BuildError, TokenSource | Scope.Scope>
 } = <E, R>(
   options?: NamedOptions<E, R>,
   defaultName?: string
-): Effect.Effect<Service, InvalidOptionsError | E, R | TokenSource | Scope.Scope> => {
+): Effect.Effect<Service, BuildError | E, R | TokenSource | Scope.Scope> => {
   const { source, ...rest } = options ?? {}
   const bearerOptions: Options = { ...rest, name: rest.name ?? defaultName }
   if (source === undefined) return make(bearerOptions)
@@ -299,13 +323,10 @@ export const layerFor: {
   <Self, E = never, R = never>(
     tag: Context.Tag<Self, Service>,
     options: NamedOptions<E, R> & { readonly source: SourceInput<E, R> }
-  ): Layer.Layer<Self, InvalidOptionsError | E, Exclude<R, Scope.Scope>>
-  <Self>(
-    tag: Context.Tag<Self, Service>,
-    options?: Options
-  ): Layer.Layer<Self, InvalidOptionsError, TokenSource>
+  ): Layer.Layer<Self, BuildError | E, Exclude<R, Scope.Scope>>
+  <Self>(tag: Context.Tag<Self, Service>, options?: Options): Layer.Layer<Self, BuildError, TokenSource>
 } = <Self, E, R>(
   tag: Context.Tag<Self, Service>,
   options?: NamedOptions<E, R>
-): Layer.Layer<Self, InvalidOptionsError | E, Exclude<R, Scope.Scope> | TokenSource> =>
+): Layer.Layer<Self, BuildError | E, Exclude<R, Scope.Scope> | TokenSource> =>
   Layer.scoped(tag, makeWith(options as NamedOptions<E, R> & { readonly source: SourceInput<E, R> }, tag.key))

@@ -34,7 +34,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
-import type { InvalidOptionsError } from "./Errors.js"
 import { TokenSourceError } from "./Errors.js"
 import * as RenewableBearer from "./RenewableBearer.js"
 import * as Token from "./Token.js"
@@ -288,7 +287,7 @@ export const layerFor = <Self>(
   bearer: Context.Tag<Self, RenewableBearer.Service>,
   steps: Iterable<Step>,
   options?: RenewableBearer.Options
-): Layer.Layer<Self | For<Self>, InvalidOptionsError> =>
+): Layer.Layer<Self | For<Self>, RenewableBearer.BuildError> =>
   Layer.scopedContext(
     Effect.gen(function* () {
       const { source, test } = yield* make(steps)

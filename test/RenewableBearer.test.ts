@@ -607,7 +607,9 @@ describe("RenewableBearer", () => {
           )
           expect(Exit.isFailure(exit)).toBe(true)
           const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
-          expect(Option.map(error, (e) => e.option)).toEqual(Option.some(option))
+          expect(Option.map(error, (e) => (e._tag === "InvalidOptionsError" ? e.option : e._tag))).toEqual(
+            Option.some(option)
+          )
           expect(
             Option.map(error, (e) => e.message.startsWith(`Invalid RenewableBearer option "${option}"`))
           ).toEqual(Option.some(true))

@@ -6,7 +6,7 @@ import { NodeSdk, type Resource } from "@effect/opentelemetry"
 import { describe, expect, it } from "@effect/vitest"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
-import { type Errors, RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
+import { RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
 import { settle, setup } from "./utils/bearer.js"
 import { reasonOf, value } from "./utils/faults.js"
 
@@ -122,11 +122,11 @@ describe("OpenTelemetry", () => {
     [
       string,
       (
-        bearer: Layer.Layer<RenewableBearer.RenewableBearer, Errors.InvalidOptionsError>,
+        bearer: Layer.Layer<RenewableBearer.RenewableBearer, RenewableBearer.BuildError>,
         otel: Layer.Layer<Resource.Resource>
       ) => <A, E>(
         self: Effect.Effect<A, E, RenewableBearer.RenewableBearer>
-      ) => Effect.Effect<A, E | Errors.InvalidOptionsError>
+      ) => Effect.Effect<A, E | RenewableBearer.BuildError>
     ]
   > = [
     [

@@ -121,7 +121,12 @@ describe("RenewableBearer awaitFirstToken: fail fast at start-up", () => {
     })
   )
 
-  for (const awaitFirstToken of [0, -1, "soon", Number.POSITIVE_INFINITY]) {
+  for (const [awaitFirstToken, got] of [
+    [0, "0 ms"],
+    [-1, "-1"],
+    ["soon", '"soon"'],
+    [Number.POSITIVE_INFINITY, "Infinity"]
+  ] as const) {
     it.scoped(`rejects awaitFirstToken ${JSON.stringify(awaitFirstToken)} before calling the source`, () =>
       Effect.gen(function* () {
         const exit = yield* Effect.exit(
@@ -130,6 +135,9 @@ describe("RenewableBearer awaitFirstToken: fail fast at start-up", () => {
         const error = failureOf(exit)
         expect(error._tag).toBe("InvalidOptionsError")
         expect((error as Errors.InvalidOptionsError).option).toBe("awaitFirstToken")
+        expect((error as Errors.InvalidOptionsError).detail).toBe(
+          `expected a boolean or a positive duration, got ${got}`
+        )
       })
     )
   }

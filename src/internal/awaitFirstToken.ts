@@ -24,7 +24,13 @@ export const resolveAwaitFirstToken = (
     : Effect.fail(
         new InvalidOptionsError({
           option: "awaitFirstToken",
-          detail: `expected a boolean or a positive duration, got ${typeof millis === "string" ? millis : `${millis} ms`}`
+          detail: `expected a boolean or a positive duration, got ${
+            typeof millis === "number"
+              ? `${millis} ms`
+              : typeof value === "string"
+                ? JSON.stringify(value)
+                : String(value)
+          }`
         })
       )
 }

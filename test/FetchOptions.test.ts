@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, HashMap, Logger, LogLevel } from "effect"
-import { FetchOptions } from "effect-renewable-bearer"
+import { Duration, Effect, Fiber, HashMap, Logger, LogLevel, TestClock } from "effect"
+import { FetchOptions, TestTokenSource } from "effect-renewable-bearer"
+import { setup } from "./utils/bearer.js"
 
 describe("FetchOptions", () => {
   it("keeps the original string keys", () => {
@@ -151,5 +152,36 @@ describe("FetchOptions", () => {
         `WARN Ignoring malformed fetch option max_fetch_token_retries ${JSON.stringify("9".repeat(64))}… (1000001 characters)`
       ])
     })
+  )
+
+  it.scoped(
+    "a retry budget of 10^15 from metadata, an API answering 401 to every request: about one source call per initialRetryTimeout over 10 simulated seconds",
+    () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(
+          Array.from({ length: 200 }, (_, i) => TestTokenSource.token(`t${i + 1}`, { expiresIn: "1 hour" }))
+        )
+        const unauthorized = { status: 401 }
+        /** One request: a token, the API (401), then retry for as long as the receiver allows. */
+        const request = Effect.gen(function* () {
+          const options = yield* FetchOptions.fromMetadata({ max_fetch_token_retries: String(10 ** 15) })
+          const receiver = yield* bearer.receiver
+          let apiCalls = 0
+          // Bounded here, so that a budget taken at its word ends the test instead of hanging it.
+          while (apiCalls < 10_000) {
+            yield* receiver.fetchWith(options)
+            apiCalls += 1
+            if (!(yield* receiver.canRetry(unauthorized, options))) break
+          }
+          return apiCalls
+        })
+        const fiber = yield* Effect.fork(request)
+        for (let i = 0; i < 100; i++) yield* TestClock.adjust("100 millis")
+        const apiCalls = yield* Fiber.join(fiber)
+        const calls = yield* source.calls
+        // The budget is refused as malformed: the bearer's own (2 attempts) applies.
+        expect([apiCalls, calls]).toEqual([2, 2])
+        expect(calls).toBeLessThanOrEqual(1 + 10_000 / 1_000)
+      })
   )
 })

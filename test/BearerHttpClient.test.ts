@@ -207,6 +207,54 @@ describe("BearerHttpClient: no error or response it hands out carries the token"
 })
 
 describe("BearerHttpClient", { timeout: 10_000 }, () => {
+  it.scopedLive("a 401 with an endless body: dropped after 64 KiB, the replay succeeds, under 100 MB", () =>
+    Effect.gen(function* () {
+      const { bearer } = yield* setup(steps)
+      let requests = 0
+      let dropped = false
+      const url = yield* Effect.acquireRelease(
+        Effect.async<Http.Server>((resume) => {
+          const server = Http.createServer((req, res) => {
+            requests++
+            if (req.headers["authorization"] === `Bearer ${T2}`) {
+              res.writeHead(200, { "content-type": "text/plain" })
+              res.end("ok")
+              return
+            }
+            res.writeHead(401, { "content-type": "text/plain" })
+            res.on("close", () => (dropped = !res.writableFinished))
+            const chunk = Buffer.alloc(64 * 1024, "x")
+            const write = () => {
+              while (!res.destroyed && res.write(chunk)) {
+                // until the socket pushes back
+              }
+              if (!res.destroyed) res.once("drain", write)
+            }
+            write()
+          })
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) =>
+          Effect.async<void>((resume) => {
+            server.closeAllConnections()
+            server.close(() => resume(Effect.void))
+          })
+      ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`))
+      const client = yield* clientFor(bearer)
+      const baseline = process.memoryUsage().rss
+      let peak = 0
+      const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss - baseline)), 5)
+      const response = yield* client
+        .get(`${url}/x`)
+        .pipe(Effect.ensuring(Effect.sync(() => clearInterval(timer))))
+      expect(response.status).toBe(200)
+      expect(yield* response.text).toBe("ok")
+      expect(requests).toBe(2)
+      expect(dropped).toBe(true)
+      expect(peak, `peak RSS growth ${(peak / 1024 / 1024).toFixed(1)} MB`).toBeLessThan(100 * 1024 * 1024)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
   it.scopedLive("adds Authorization: Bearer <token> to every request; 2xx passes through", () =>
     Effect.gen(function* () {
       const { bearer, source } = yield* setup(steps)

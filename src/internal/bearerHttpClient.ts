@@ -15,6 +15,7 @@ import type * as Context from "effect/Context"
 import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { AuthorizedResponse, redactCause } from "./authorizedResponse.js"
+import { DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
 import { lazyScrubber, type Scrubber } from "./sanitize.js"
 
 /**
@@ -50,9 +51,13 @@ export const isReplayable = (body: HttpBody.HttpBody): boolean => {
  */
 export const defaultFetchOptions: FetchOptions = { timeout: Duration.seconds(30) }
 
-/** Lets the connection of a response we drop go back to the pool. */
+/**
+ * Drops the body of a `401` before the replay: read (so a short body lets the connection go back to the
+ * pool) up to 64 KiB and for at most 5 seconds; a longer or slower body is cut and its connection closed, so
+ * a hostile server cannot make the client hold an endless body.
+ */
 const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
-  response.arrayBuffer.pipe(Effect.timeout("5 seconds"), Effect.ignore)
+  readBounded(response, DEFAULT_MAX_RESPONSE_BYTES).pipe(Effect.timeout("5 seconds"), Effect.ignore)
 
 /**
  * An error of the inner client as the caller may see it: its request is the caller's, without the

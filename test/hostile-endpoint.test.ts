@@ -281,6 +281,9 @@ const otelLayer = (exporter: InMemorySpanExporter) =>
 const zeros = Buffer.alloc(64 * 1024)
 const echoAll = (value: string) => formsOf(value).join(" | ")
 
+/** When the endpoint sent its HTTP-date `Retry-After`, and the date (one minute later, whole seconds). */
+const retryAt = { sentAt: 0, date: "" }
+
 const cases: ReadonlyArray<Case> = [
   // Bounded reads.
   {
@@ -466,13 +469,20 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "503 with Retry-After as an HTTP date: retryAfter counts to it",
-    reply: json(503, "down", { "retry-after": new Date(Date.now() + 60_000).toUTCString() }),
+    reply: (req, res, body) => {
+      retryAt.sentAt = Date.now()
+      retryAt.date = new Date(retryAt.sentAt + 60_000).toUTCString()
+      json(503, "down", { "retry-after": retryAt.date })(req, res, body)
+    },
     reason: "SourceError",
     says: /answered 503$/,
     check: (error) => {
+      // Counted from the instant the answer arrived: after it was sent, before the test sees the error.
+      const until = Date.parse(retryAt.date)
       const millis = Duration.toMillis(error?.retryAfter ?? 0)
-      expect(millis).toBeGreaterThan(50_000)
-      expect(millis).toBeLessThanOrEqual(60_000)
+      expect(millis).toBeLessThanOrEqual(until - retryAt.sentAt)
+      expect(millis).toBeGreaterThanOrEqual(until - Date.now())
+      expect(until - retryAt.sentAt).toBeGreaterThan(59_000)
     }
   },
   // What already held, kept as regression tests.

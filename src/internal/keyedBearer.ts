@@ -141,7 +141,7 @@ export const make = <K, E = never, R = never>(
     const reserve = (
       key: K,
       restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>,
-      slotWait: (wait: Effect.Effect<void>) => Effect.Effect<void, FetchError>
+      timeout: Duration.DurationInput | undefined
     ): Effect.Effect<Entry<K>, FetchError> =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(stoppedError)
@@ -157,7 +157,7 @@ export const make = <K, E = never, R = never>(
           const oldest = idle.values().next()
           // Every bearer is in use: wait until one becomes idle (or is removed), then look again.
           if (oldest.done === true)
-            return Effect.zipRight(restore(slotWait(awaitSlot)), reserve(key, restore, slotWait))
+            return Effect.zipRight(restore(slotWait(timeout)), reserve(key, restore, timeout))
           evict = remove(oldest.value)
         }
         const entry: Entry<K> = {
@@ -189,7 +189,8 @@ export const make = <K, E = never, R = never>(
     })
 
     const release = (entry: Entry<K>): Effect.Effect<void> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
         entry.users -= 1
         if (entry.users > 0 || closed) return Effect.void
         const current = MutableHashMap.get(entries, entry.key)
@@ -209,21 +210,21 @@ export const make = <K, E = never, R = never>(
     const ready = (entry: Entry<K>): Effect.Effect<RenewableBearer.Service, FetchError> =>
       entry.bearer !== undefined ? Effect.succeed(entry.bearer) : entry.built.await
 
-    const slotWaitFor = (timeout: Duration.DurationInput | undefined) => {
-      if (timeout === undefined) return (wait: Effect.Effect<void>) => wait
+    /** The wait for a free slot, bounded by the caller's `timeout` if there is one. */
+    const slotWait = (timeout: Duration.DurationInput | undefined): Effect.Effect<void, FetchError> => {
+      if (timeout === undefined) return awaitSlot
       const millis = decodeMillis(timeout)
       if (typeof millis === "string") {
-        return () => Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: `timeout: ${millis}` }))
+        return Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: `timeout: ${millis}` }))
       }
-      return (wait: Effect.Effect<void>) =>
-        Effect.timeoutFail(wait, {
-          duration: millis,
-          onTimeout: () =>
-            new RenewalError({
-              reason: "Timeout",
-              detail: `every one of the ${capacity} keyed bearers is in use, none could be evicted`
-            })
-        })
+      return Effect.timeoutFail(awaitSlot, {
+        duration: millis,
+        onTimeout: () =>
+          new RenewalError({
+            reason: "Timeout",
+            detail: `every one of the ${capacity} keyed bearers is in use, none could be evicted`
+          })
+      })
     }
 
     const use = <A, E2, R2>(
@@ -232,14 +233,14 @@ export const make = <K, E = never, R = never>(
       useOptions?: { readonly timeout?: Duration.DurationInput | undefined }
     ): Effect.Effect<A, E2 | FetchError, R2> =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(reserve(key, restore, slotWaitFor(useOptions?.timeout)), (entry) =>
+        Effect.flatMap(reserve(key, restore, useOptions?.timeout), (entry) =>
           Effect.ensuring(restore(Effect.flatMap(ready(entry), f)), release(entry))
         )
       )
 
     const get = (key: K): Effect.Effect<RenewableBearer.Service, FetchError, Scope.Scope> =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(reserve(key, restore, slotWaitFor(undefined)), (entry) =>
+        Effect.flatMap(reserve(key, restore, undefined), (entry) =>
           Effect.zipRight(
             Effect.addFinalizer(() => release(entry)),
             restore(ready(entry))

@@ -185,3 +185,117 @@ export const isStoppedError = (u: unknown): u is StoppedError => Predicate.isTag
  */
 export const isTokenSourceError = (u: unknown): u is TokenSourceError =>
   Predicate.isTagged(u, "TokenSourceError")
+
+/**
+ * Why a private key could not be used:
+ *
+ * - `NotFound`: the key file does not exist.
+ * - `Unreadable`: the key file cannot be read (permission denied, a directory, …).
+ * - `Malformed`: the file is not the JSON the format expects, or a field is missing or of the wrong type.
+ * - `WrongKeyType`: the key is not a PKCS#8 private key (a public key, a certificate, a PKCS#1
+ *   `RSA PRIVATE KEY`), or its type does not match the algorithm (an EC key for `RS256`).
+ * - `UnsupportedAlgorithm`: the algorithm is not one the library signs with.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type KeyErrorReason = "NotFound" | "Unreadable" | "Malformed" | "WrongKeyType" | "UnsupportedAlgorithm"
+
+/**
+ * A private key (or a key file) could not be read or imported. Raised when a layer is built, never during a
+ * fetch. Neither the message nor any field ever holds the key material: `source` names the file (or
+ * `"options"` for a key given inline) and `detail` says what is wrong with it.
+ *
+ * @example
+ * ```ts
+ * import { KeyError } from "effect-renewable-bearer/Errors"
+ *
+ * const error = new KeyError({ reason: "UnsupportedAlgorithm", source: "credentials.json", detail: "HS999" })
+ * console.log(error.message) // Key credentials.json: unsupported algorithm: HS999
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class KeyError extends Data.TaggedError("KeyError")<{
+  readonly reason: KeyErrorReason
+  /** The key file's path, or `"options"` for a key given inline. */
+  readonly source: string
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Key ${this.source}: ${keyMessages[this.reason]}: ${this.detail}`
+  }
+}
+
+const keyMessages: Record<KeyErrorReason, string> = {
+  NotFound: "the file does not exist",
+  Unreadable: "the file cannot be read",
+  Malformed: "malformed key file",
+  WrongKeyType: "wrong key type",
+  UnsupportedAlgorithm: "unsupported algorithm"
+}
+
+/**
+ * Why discovery failed:
+ *
+ * - `Unreachable`: no metadata document could be fetched (transport error, or every well-known URL
+ *   answered an error status).
+ * - `Timeout`: the discovery did not finish within its timeout.
+ * - `InvalidDocument`: the document is not JSON, or lacks `issuer` or `token_endpoint`.
+ * - `IssuerMismatch`: the document's `issuer` is not the issuer it was fetched for (RFC 8414 section 3.3).
+ * - `UnsupportedAuthMethod`: the server lists its client authentication methods and the one the client
+ *   needs is not among them.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type DiscoveryErrorReason =
+  "Unreachable" | "Timeout" | "InvalidDocument" | "IssuerMismatch" | "UnsupportedAuthMethod"
+
+/**
+ * The authorization server's metadata (RFC 8414 or OpenID Connect discovery) could not be used to build a
+ * source. Raised when the layer is built.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class DiscoveryError extends Data.TaggedError("DiscoveryError")<{
+  readonly reason: DiscoveryErrorReason
+  readonly issuer: string
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Discovery of ${this.issuer} failed (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * @since 0.2.0
+ * @category refinements
+ */
+export const isKeyError = (u: unknown): u is KeyError => Predicate.isTagged(u, "KeyError")
+
+/**
+ * @since 0.2.0
+ * @category refinements
+ */
+export const isDiscoveryError = (u: unknown): u is DiscoveryError => Predicate.isTagged(u, "DiscoveryError")

@@ -45,6 +45,13 @@ export * as FetchOptions from "./FetchOptions.js"
 export * as FileTokenSource from "./FileTokenSource.js"
 
 /**
+ * A token source of signed JWT assertions (service accounts, the JWT bearer grant).
+ *
+ * @since 0.2.0
+ */
+export * as JwtAssertion from "./JwtAssertion.js"
+
+/**
  * Keyed bearers: one bearer per key (audience, scope, tenant), built on first use, closed when idle, bounded.
  *
  * @since 0.1.0
@@ -59,7 +66,8 @@ export * as KeyedBearer from "./KeyedBearer.js"
 export * as Metrics from "./Metrics.js"
 
 /**
- * OAuth 2.0 token sources: client credentials (RFC 6749) and token exchange (RFC 8693).
+ * OAuth 2.0 token sources: client credentials (RFC 6749), token exchange (RFC 8693), the JWT bearer grant
+ * (RFC 7523); signed client authentication, `resource`, discovery.
  *
  * @since 0.1.0
  */
@@ -78,6 +86,13 @@ export * as Receiver from "./Receiver.js"
  * @since 0.1.0
  */
 export * as RenewableBearer from "./RenewableBearer.js"
+
+/**
+ * Service-account key files: the Nebius CLI credentials file and Google's JSON key.
+ *
+ * @since 0.2.0
+ */
+export * as ServiceAccountKey from "./ServiceAccountKey.js"
 
 /**
  * A scripted token source for `TestClock` tests.

@@ -7,6 +7,7 @@ import {
   ConfigProvider,
   Context,
   DateTime,
+  Duration,
   Effect,
   Fiber,
   Layer,
@@ -51,8 +52,9 @@ const clientCredentials = (url: string, options?: Partial<OAuth2TokenSource.Clie
 
 const tokenOf = (value: string) => Token.make(value)
 
-const fetchOnce = <R>(source: Effect.Effect<TokenSource.TokenSource["Type"], never, R>) =>
-  Effect.flatMap(source, (s) => s.fetch)
+/** Builds the source (a build failure is a defect here) and fetches once. */
+const fetchOnce = <E, R>(source: Effect.Effect<TokenSource.TokenSource["Type"], E, R>) =>
+  Effect.flatMap(Effect.orDie(source), (s) => s.fetch)
 
 /** Neither the client secret nor the access token may show in any rendering of a value. */
 const expectNoSecrets = (value: unknown, ...secrets: ReadonlyArray<string>) => {
@@ -127,20 +129,58 @@ describe("OAuth2TokenSource.clientCredentials", { timeout: 10_000 }, () => {
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
-  it.scoped("a token without expires_in never expires; a numeric string expires_in is accepted", () =>
+  it.scoped(
+    "a token without expires_in lives the default lifetime of 1 hour; a numeric string expires_in is accepted",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* tokenEndpoint(
+          { status: 200, body: { access_token: ACCESS, token_type: "bearer" } },
+          ok({ expires_in: "120" })
+        )
+        yield* TestClock.setTime(1_000_000)
+        const source = yield* Effect.orDie(clientCredentials(server.url))
+        const anHour = yield* source.fetch
+        const twoMinutes = yield* source.fetch
+        expect(Option.map(anHour.expiresAt, DateTime.toEpochMillis)).toEqual(
+          Option.some(1_000_000 + 3_600_000)
+        )
+        expect(Option.map(twoMinutes.expiresAt, DateTime.toEpochMillis)).toEqual(
+          Option.some(1_000_000 + 120_000)
+        )
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped(
+    "without expires_in: a JWT access token's exp is its expiration, else defaultLifetime applies",
+    () =>
+      Effect.gen(function* () {
+        const jwtAccess = fakeJwt({ sub: "svc", exp: 1_000 + 42 })
+        const server = yield* tokenEndpoint(
+          { status: 200, body: { access_token: jwtAccess, token_type: "Bearer" } },
+          { status: 200, body: { access_token: ACCESS, token_type: "Bearer" } }
+        )
+        yield* TestClock.setTime(1_000_000)
+        const source = yield* Effect.orDie(clientCredentials(server.url, { defaultLifetime: "90 seconds" }))
+        const fromJwt = yield* source.fetch
+        const opaque = yield* source.fetch
+        expect(Option.map(fromJwt.expiresAt, DateTime.toEpochMillis)).toEqual(Option.some(1_042_000))
+        expect(Option.map(opaque.expiresAt, DateTime.toEpochMillis)).toEqual(Option.some(1_000_000 + 90_000))
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
+  it.scoped("a token without expires_in never expires only with defaultLifetime: Duration.infinity", () =>
     Effect.gen(function* () {
-      const server = yield* tokenEndpoint(
-        { status: 200, body: { access_token: ACCESS, token_type: "bearer" } },
-        ok({ expires_in: "120" })
+      const server = yield* tokenEndpoint({
+        status: 200,
+        body: { access_token: ACCESS, token_type: "Bearer" }
+      })
+      const source = yield* Effect.orDie(
+        clientCredentials(server.url, { defaultLifetime: Duration.infinity })
       )
-      yield* TestClock.setTime(1_000_000)
-      const source = yield* clientCredentials(server.url)
-      const forever = yield* source.fetch
-      const twoMinutes = yield* source.fetch
-      expect(Option.isNone(forever.expiresAt)).toBe(true)
-      expect(Option.map(twoMinutes.expiresAt, DateTime.toEpochMillis)).toEqual(
-        Option.some(1_000_000 + 120_000)
-      )
+      const token = yield* source.fetch
+      expect(Option.isNone(token.expiresAt)).toBe(true)
+      const invalid = yield* Effect.flip(clientCredentials(server.url, { defaultLifetime: "soon" as never }))
+      expect(invalid).toMatchObject({ _tag: "InvalidOptionsError", option: "defaultLifetime" })
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
@@ -430,9 +470,11 @@ describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
         tokenUrl: `${server.url}/token`,
         subjectTokenType: OAuth2TokenSource.TokenTypeAccessToken,
         clientId: "exchanger",
-        clientSecret: Redacted.make(SECRET)
+        clientSecret: Redacted.make(SECRET),
+        defaultLifetime: Duration.infinity
       }).pipe(
-        Effect.provideService(TokenSource.TokenSource, TokenSource.fromToken(tokenOf("upstream-access")))
+        Effect.provideService(TokenSource.TokenSource, TokenSource.fromToken(tokenOf("upstream-access"))),
+        Effect.orDie
       )
       const token = yield* source.fetch
       expect(Redacted.value(token.value)).toBe(ACCESS)
@@ -469,7 +511,8 @@ describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
       const error = yield* Effect.flatMap(TokenSource.TokenSource, (s) => s.fetch).pipe(
         Effect.provide(
           OAuth2TokenSource.layerTokenExchange({ tokenUrl: `${server.url}/token` }).pipe(
-            Layer.provide(Layer.orDie(FileTokenSource.layer("/nonexistent/effect-renewable-bearer/token")))
+            Layer.provide(Layer.orDie(FileTokenSource.layer("/nonexistent/effect-renewable-bearer/token"))),
+            Layer.orDie
           )
         ),
         Effect.flip
@@ -490,6 +533,7 @@ describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
       })
       const error = yield* OAuth2TokenSource.tokenExchange({ tokenUrl: `${server.url}/token` }).pipe(
         Effect.provideService(TokenSource.TokenSource, TokenSource.fromToken(tokenOf("subject-token-0042"))),
+        Effect.orDie,
         Effect.flatMap((s) => s.fetch),
         Effect.flip
       )
@@ -517,6 +561,7 @@ describe("OAuth2TokenSource.tokenExchange", { timeout: 10_000 }, () => {
             TokenSource.TokenSource,
             TokenSource.fromToken(tokenOf("subject-token-0042"))
           ),
+          Effect.orDie,
           Effect.flatMap((s) => s.fetch),
           Effect.flip
         )

@@ -7,7 +7,6 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Encoding from "effect/Encoding"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
@@ -15,17 +14,9 @@ import * as Schema from "effect/Schema"
 import { TokenSourceError } from "../Errors.js"
 import * as Token from "../Token.js"
 import { DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
-import { formEncode, makeScrubber, sanitize, type Scrubber } from "./sanitize.js"
-
-/** How the client authenticates to the token endpoint (RFC 6749 section 2.3.1). @internal */
-export type ClientAuthMethod = "client_secret_basic" | "client_secret_post"
-
-/** @internal */
-export interface ClientAuth {
-  readonly clientId: string
-  readonly clientSecret?: Redacted.Redacted<string> | undefined
-  readonly method?: ClientAuthMethod | undefined
-}
+import * as clientAuth from "./clientAuth.js"
+import * as jwt from "./jwt.js"
+import { makeScrubber, sanitize, type Scrubber } from "./sanitize.js"
 
 /** A successful token response (RFC 6749 section 5.1, RFC 8693 section 2.2.1). @internal */
 export const TokenResponse = Schema.Struct({
@@ -58,15 +49,6 @@ const failedPaths = (error: ParseResult.ParseError): string => {
   return Array.from(new Set(paths)).join(", ")
 }
 
-/**
- * The Basic credentials of RFC 6749 section 2.3.1: the client id and secret form-encoded (appendix B), then
- * base64-encoded.
- *
- * @internal
- */
-export const basicCredentials = (clientId: string, clientSecret: Redacted.Redacted<string>): string =>
-  `Basic ${Encoding.encodeBase64(`${formEncode(clientId)}:${formEncode(Redacted.value(clientSecret))}`)}`
-
 /** @internal */
 export const isPermanentStatus = (status: number): boolean =>
   status >= 400 && status < 500 && status !== 408 && status !== 429
@@ -78,11 +60,16 @@ export const isTransientStatus = (status: number): boolean =>
 /** @internal */
 export interface TokenRequest {
   /** Names the span; its label starts every error message. */
-  readonly flow: "clientCredentials" | "tokenExchange"
+  readonly flow: "clientCredentials" | "tokenExchange" | "jwtBearer"
   readonly tokenUrl: string
-  /** The form parameters; `undefined` values are left out. */
-  readonly params: Readonly<Record<string, string | undefined>>
-  readonly auth?: ClientAuth | undefined
+  /** The form parameters; `undefined` values are left out, a list is sent as one parameter per value. */
+  readonly params: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  readonly auth?: clientAuth.ClientAuth | undefined
+  /**
+   * The lifetime of a token whose answer has no `expires_in` and which is not a JWT with `exp`, in
+   * milliseconds; `Infinity` for a token that never expires.
+   */
+  readonly defaultLifetimeMillis: number
   /** Values that must never appear in an error, even if the server echoes them. */
   readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
   /** The `token_type` values (lower case) that may be used as a bearer token. */
@@ -93,7 +80,8 @@ export interface TokenRequest {
 
 const labels = {
   clientCredentials: "OAuth 2.0 client credentials",
-  tokenExchange: "OAuth 2.0 token exchange"
+  tokenExchange: "OAuth 2.0 token exchange",
+  jwtBearer: "OAuth 2.0 JWT bearer grant"
 } as const
 
 /**
@@ -152,8 +140,10 @@ const retryAfterOf = (
 /**
  * Runs a token request without following redirects: `FetchHttpClient` (which follows them by default) is
  * told `redirect: "manual"`, keeping the caller's other `RequestInit` options.
+ *
+ * @internal
  */
-const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+export const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
     Effect.provideService(effect, FetchHttpClient.RequestInit, {
       ...Option.getOrUndefined(init),
@@ -186,7 +176,10 @@ export const requestToken = (
     const { auth, tokenUrl } = request
     const flow = labels[request.flow]
     const maxBytes = request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
-    const scrub = makeScrubber(request.secrets)
+    // Client authentication first: a signed client assertion is one more secret to keep out of errors.
+    const applied = yield* clientAuth.apply(auth, tokenUrl)
+    const secrets = [...request.secrets, ...applied.secrets]
+    const scrub = makeScrubber(secrets)
     if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0)) {
       return yield* new TokenSourceError({
         message: `${flow}: maxResponseBytes must be a positive integer, got ${String(maxBytes)}`,
@@ -194,25 +187,15 @@ export const requestToken = (
         retryable: false
       })
     }
-    const params: Array<[string, string]> = []
+    const params: Array<readonly [string, string]> = []
     for (const [key, value] of Object.entries(request.params)) {
-      if (value !== undefined) params.push([key, value])
+      if (typeof value === "string") params.push([key, value])
+      else if (value !== undefined) for (const each of value) params.push([key, each])
     }
+    params.push(...applied.params)
     let httpRequest = HttpClientRequest.post(tokenUrl).pipe(HttpClientRequest.acceptJson)
-    if (auth !== undefined) {
-      if (
-        auth.clientSecret !== undefined &&
-        (auth.method ?? "client_secret_basic") === "client_secret_basic"
-      ) {
-        httpRequest = HttpClientRequest.setHeader(
-          httpRequest,
-          "Authorization",
-          basicCredentials(auth.clientId, auth.clientSecret)
-        )
-      } else {
-        params.push(["client_id", auth.clientId])
-        if (auth.clientSecret !== undefined) params.push(["client_secret", Redacted.value(auth.clientSecret)])
-      }
+    if (applied.authorization !== undefined) {
+      httpRequest = HttpClientRequest.setHeader(httpRequest, "Authorization", applied.authorization)
     }
     httpRequest = HttpClientRequest.bodyUrlParams(httpRequest, params)
 
@@ -274,7 +257,7 @@ export const requestToken = (
     const answer = decoded.right
     if (!request.tokenTypes.includes(answer.token_type.toLowerCase())) {
       // A server may echo the token it just issued in the type.
-      const scrubIssued = makeScrubber([...request.secrets, answer.access_token])
+      const scrubIssued = makeScrubber([...secrets, answer.access_token])
       return yield* new TokenSourceError({
         message: `${flow}: ${tokenUrl} issued a token of type "${sanitize(answer.token_type, scrubIssued)}", which cannot be used as a bearer token`,
         status,
@@ -283,13 +266,30 @@ export const requestToken = (
       })
     }
     return Token.make(answer.access_token, {
-      expiresAt: answer.expires_in === undefined ? undefined : arrivedAt + answer.expires_in * 1000
+      expiresAt: expiresAt(answer, arrivedAt, request.defaultLifetimeMillis)
     })
   }).pipe(
     Effect.withSpan(`OAuth2TokenSource.${request.flow}`, {
       attributes: { "oauth2.token_url": request.tokenUrl }
     })
   )
+
+/**
+ * When a token from the endpoint expires: `expires_in` from the arrival instant; without it, a JWT's `exp`
+ * (decoded, not verified); otherwise the default lifetime (`Infinity`: never).
+ *
+ * @internal
+ */
+export const expiresAt = (
+  answer: { readonly access_token: Redacted.Redacted<string>; readonly expires_in?: number | undefined },
+  arrivedAt: number,
+  defaultLifetimeMillis: number
+): number | undefined => {
+  if (answer.expires_in !== undefined) return arrivedAt + answer.expires_in * 1000
+  const exp = jwt.expirationMillis(Redacted.value(answer.access_token))
+  if (Option.isSome(exp)) return exp.value
+  return Number.isFinite(defaultLifetimeMillis) ? arrivedAt + defaultLifetimeMillis : undefined
+}
 
 /** @internal */
 export const scopeParam = (scope: string | ReadonlyArray<string> | undefined): string | undefined =>

@@ -1,17 +1,18 @@
 /**
  * Token sources that ask an OAuth 2.0 token endpoint over `HttpClient`: the client credentials grant
  * (RFC 6749 section 4.4), token exchange (RFC 8693, the flow of workload identity federation and of service
- * accounts) and the JWT bearer grant (RFC 7523 section 2.1), with every client authentication method of RFC 7591
- * (secrets in a header or the body, JWT client assertions signed with the secret or a private key), RFC 8707
- * `resource`, and the token endpoint given or discovered from the issuer (RFC 8414, OpenID Connect).
+ * accounts) and the JWT bearer grant (RFC 7523 section 2.1), with every client authentication method of
+ * RFC 7591 (secrets in a header or the body, JWT client assertions signed with the secret or a private key),
+ * RFC 8707 `resource`, and the token endpoint given or discovered from the issuer (RFC 8414, OpenID Connect).
  *
  * Every fetch is one token request. The answer is decoded with `Schema`; `expires_in` is counted from the
  * instant the response arrived (read from Effect's `Clock`). Without `expires_in`, a JWT access token's `exp`
  * is its expiration (decoded, not verified), and any other token lives `defaultLifetime` (1 hour unless set;
  * `Duration.infinity` for a token that never expires). An error answer (RFC 6749 section 5.2) becomes a
- * `TokenSourceError` with the OAuth error code as `code` and the HTTP status as `status`. Transport errors, `408`, `429` and `5xx` are retryable; any other
- * `4xx` (`invalid_client`, `invalid_grant`, `unauthorized_client`, …) is permanent (`retryable: false`), so
- * the bearer backs off as far as it can instead of hammering the identity provider. A `429` or `503` with
+ * `TokenSourceError` with the OAuth error code as `code` and the HTTP status as `status`. Transport errors,
+ * `408`, `429` and `5xx` are retryable; any other `4xx` (`invalid_client`, `invalid_grant`,
+ * `unauthorized_client`, …) is permanent (`retryable: false`), so the bearer backs off as far as it can
+ * instead of hammering the identity provider. A `429` or `503` with
  * `Retry-After` sets the error's `retryAfter`.
  *
  * The token endpoint is not trusted: the body is read up to `maxResponseBytes` (default 64 KiB, counted after

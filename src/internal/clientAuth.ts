@@ -91,9 +91,7 @@ export const resolve = (
       return undefined
     }
     const isSupported = (method: ClientAuthMethod) =>
-      supported === undefined
-        ? method === "client_secret_basic" || authMethod === method
-        : supported.includes(method)
+      supported === undefined ? method === "client_secret_basic" : supported.includes(method)
     const method: ClientAuthMethod =
       authMethod ??
       (privateKey !== undefined

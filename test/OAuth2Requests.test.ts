@@ -150,6 +150,34 @@ describe("OAuth2TokenSource request parameters", { timeout: 20_000 }, () => {
       }).pipe(Effect.provide(FetchHttpClient.layer))
   )
 
+  it.scoped("a server that echoes the signed client assertion does not get it into the error", () =>
+    Effect.gen(function* () {
+      const server = yield* loopbackServer((request) => {
+        const assertion = new URLSearchParams(request.body).get("client_assertion") ?? ""
+        return {
+          status: 401,
+          body: { error: "invalid_client", error_description: `bad assertion ${assertion}` }
+        }
+      })
+      const error = yield* fetchOnce(
+        OAuth2TokenSource.clientCredentials({
+          tokenUrl: `${server.url}/token`,
+          clientId: "svc",
+          clientSecret: Redacted.make(SECRET),
+          authMethod: "client_secret_jwt"
+        })
+      ).pipe(Effect.flip)
+      const [request] = yield* server.requests
+      const assertion = new URLSearchParams(request!.body).get("client_assertion")!
+      expect([error.status, error.code, error.isRetryable]).toEqual([401, "invalid_client", false])
+      expect(error.message).toContain("bad assertion <redacted>")
+      for (const rendering of [error.message, String(error), JSON.stringify(error)]) {
+        expect(rendering).not.toContain(assertion)
+        expect(rendering).not.toContain(SECRET)
+      }
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
   it.scoped("private_key_jwt: the assertion is signed with the private key and names its key id", () =>
     Effect.gen(function* () {
       const pair = yield* Effect.promise(() => keyPair("PS256"))

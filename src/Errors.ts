@@ -25,12 +25,20 @@ export type TypeId = typeof TypeId
  * One attempt of a `TokenSource` failed. `retryable: false` marks a permanent failure (a revoked client,
  * a wrong secret): the bearer then waits the longest backoff before it tries again instead of hammering the
  * identity provider. `status` and `code` carry the HTTP status and the OAuth error code where there is one.
+ * `retryAfter` is how long the source asked to be left alone (an HTTP `Retry-After` on a 429 or 503): the
+ * bearer's next attempt waits at least that long, and at most its `maxRetryTimeout`.
  *
  * @example
  * ```ts
+ * import { Duration } from "effect"
  * import { TokenSourceError } from "effect-renewable-bearer/Errors"
  *
  * const error = new TokenSourceError({ message: "token endpoint answered 503", retryable: true, status: 503 })
+ * const slowDown = new TokenSourceError({
+ *   message: "token endpoint answered 429",
+ *   status: 429,
+ *   retryAfter: Duration.seconds(120)
+ * })
  * ```
  *
  * @since 0.1.0

@@ -53,6 +53,18 @@ export const cacheStaleServes = Metric.counter("renewable_bearer_cache_stale_ser
 })
 
 /**
+ * Scheduled refreshes started by a fetch instead of the timer: the first fetch that serves a token past its
+ * refresh point wakes the background fiber (once per token). A steady count means the bearer's timer fires
+ * late (a busy event loop, a starved scheduler); reads then keep the refresh on time.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const refreshAheadWakes = Metric.counter("renewable_bearer_refresh_ahead_wakes_total", {
+  description: "Scheduled refreshes started by a fetch that served a token past its refresh point"
+})
+
+/**
  * Fetches that had to wait for a renewal (no usable token, or a renewal was required).
  *
  * @since 0.1.0

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
   Chunk,
+  Clock,
   Config,
   ConfigProvider,
   Context,
@@ -10,19 +11,28 @@ import {
   Fiber,
   Layer,
   Option,
+  Metric,
+  MetricLabel,
   Random,
   Scope,
   Stream,
   TestClock
 } from "effect"
-import { Errors, RenewableBearer, TestTokenSource, Token, TokenSource } from "effect-renewable-bearer"
+import {
+  Errors,
+  Metrics,
+  RenewableBearer,
+  TestTokenSource,
+  Token,
+  TokenSource
+} from "effect-renewable-bearer"
 import { settle, setup, value } from "./utils/bearer.js"
 
 const HOUR = 3_600_000
 const t = TestTokenSource.token
 
 describe("RenewableBearer", () => {
-  describe("the background fiber (point 1)", () => {
+  describe("the background fiber", () => {
     it.scoped("does nothing until the first fetch", () =>
       Effect.gen(function* () {
         const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })])
@@ -57,7 +67,7 @@ describe("RenewableBearer", () => {
     )
   })
 
-  describe("schedule, backoff, jitter and timeouts (point 2)", () => {
+  describe("schedule, backoff, jitter and timeouts", () => {
     it.scoped("refreshes at lifetimeSafeFraction of the remaining lifetime", () =>
       Effect.gen(function* () {
         const { bearer, source } = yield* setup([
@@ -130,27 +140,147 @@ describe("RenewableBearer", () => {
       })
     )
 
-    it.scoped("never schedules an attempt sooner than initialRetryTimeout", () =>
+    // With default options (jitter 0 for exact instants), a source that answers in 20 ms: each refresh starts
+    // at 90 % of the remaining lifetime, or earlier when that would leave less than twice the source's latency
+    // before the token stops being handed out (its expiration less the early-expiry margin).
+    const schedules: ReadonlyArray<[string, number, ReadonlyArray<number>]> = [
+      // Usable until 115 ms: min(90, 115 - 20 - 2 * 20) = 55 ms after each answer.
+      ["100 millis", 100, [0, 75, 150, 225]],
+      // Usable until 970 ms: min(900, 970 - 20 - 40) = 900 ms after each answer.
+      ["1 second", 1000, [0, 920, 1840, 2760]],
+      ["1 minute", 60_000, [0, 54_020, 108_040, 162_060]],
+      ["1 hour", HOUR, [0, 0.9 * HOUR + 20, 1.8 * HOUR + 40, 2.7 * HOUR + 60]]
+    ]
+    for (const [lifetime, millis, expected] of schedules) {
+      it.scoped(
+        `${lifetime} tokens: every refresh starts inside the usable window, with time for the source`,
+        () =>
+          Effect.gen(function* () {
+            const { bearer, source } = yield* setup([t("a", { expiresIn: millis, delay: "20 millis" })])
+            const first = yield* Effect.fork(bearer.fetch())
+            yield* TestClock.adjust(20)
+            yield* Fiber.join(first)
+            yield* TestClock.adjust(expected[3]! - 20)
+            expect(yield* source.callTimes).toEqual(expected)
+            const margin = Math.min(10_000, (millis * 0.1) / 2)
+            for (let i = 1; i < expected.length; i++) {
+              // The renewed token arrives before the one it replaces stops being handed out.
+              expect(expected[i]! + 20).toBeLessThan(expected[i - 1]! + 20 + millis - margin)
+            }
+          })
+      )
+    }
+
+    it.scoped("100 ms tokens: a caller fetching every 5 ms never waits for a renewal", () =>
       Effect.gen(function* () {
-        const { bearer, source } = yield* setup([t("short", { expiresIn: "500 millis" })])
-        yield* bearer.fetch()
-        yield* TestClock.adjust("999 millis")
-        expect(yield* source.calls).toBe(1)
-        yield* TestClock.adjust("1 millis")
-        expect(yield* source.callTimes).toEqual([0, 1000])
+        const { bearer, source } = yield* setup([t("a", { expiresIn: "100 millis", delay: "20 millis" })])
+        const first = yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust(20)
+        yield* Fiber.join(first)
+        for (let i = 0; i < 200; i++) {
+          const fiber = yield* Effect.fork(bearer.fetch())
+          yield* settle
+          expect(Option.isSome(yield* Fiber.poll(fiber))).toBe(true)
+          yield* TestClock.adjust(5)
+        }
+        // 1,020 ms: a refresh every 75 ms.
+        expect(yield* source.calls).toBe(14)
       })
     )
 
-    it.scoped("a caller that finds the token expired wakes the loop at once", () =>
+    it.scoped("the lead time follows the slowest of the recent answers, not the last one", () =>
       Effect.gen(function* () {
-        const { bearer, source } = yield* setup([t("short", { expiresIn: "500 millis" })])
-        yield* bearer.fetch()
-        yield* TestClock.adjust("600 millis")
-        yield* bearer.fetch()
-        expect(yield* source.callTimes).toEqual([0, 600])
+        const { bearer, source } = yield* setup([
+          t("a", { expiresIn: "1 second", delay: "40 millis" }),
+          t("b", { expiresIn: "1 second", delay: "5 millis" }),
+          t("c", { expiresIn: "1 second", delay: "5 millis" })
+        ])
+        const first = yield* Effect.fork(bearer.fetch())
+        yield* TestClock.adjust(40)
+        yield* Fiber.join(first)
+        // a: usable until 990 ms, 80 ms lead: at min(40 + 900, 990 - 80) = 910 ms. b arrives at 915 ms, usable
+        // until 1865 ms; the lead is still 2 x 40 ms (the last answer took 5 ms): 1785 ms, not 1815 ms.
+        yield* TestClock.adjust(1785 - 40)
+        expect(yield* source.callTimes).toEqual([0, 910, 1785])
       })
     )
 
+    it.scoped(
+      "a short-lived token handed back unchanged: one more refresh inside its window, then the backoff",
+      () =>
+        Effect.gen(function* () {
+          const { bearer, source } = yield* setup([t("same", { expiresAt: 1000 })])
+          yield* bearer.fetch()
+          yield* TestClock.adjust(5000)
+          // 900 ms (90 %); the same token: max(90 ms, backoff 1 s) cut at its usable end, 995 ms; the same again:
+          // asking before it ends brings nothing, so the 1.5 s backoff runs in full (2,495 ms). From then on the
+          // token has expired: InvalidToken failures on the failure backoff (1 s, 1.5 s).
+          expect(yield* source.callTimes).toEqual([0, 900, 995, 2495, 3495, 4995])
+        })
+    )
+
+    it.scoped("a fetch past the refresh point starts the renewal at once when the timer is held back", () =>
+      Effect.gen(function* () {
+        const name = `ahead-${Math.random()}`
+        const held = Clock.make()
+        const testClock = yield* Effect.clock
+        // The bearer's timers never fire (a starved scheduler); its clock reads the test's time.
+        const late: Clock.Clock = {
+          ...held,
+          unsafeCurrentTimeMillis: () => testClock.unsafeCurrentTimeMillis(),
+          unsafeCurrentTimeNanos: () => testClock.unsafeCurrentTimeNanos(),
+          currentTimeMillis: testClock.currentTimeMillis,
+          currentTimeNanos: testClock.currentTimeNanos,
+          sleep: () => Effect.never
+        }
+        const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" }), TestTokenSource.hang], {
+          name
+        }).pipe(Effect.withClock(late))
+        const wakes = Metric.value(
+          Metrics.refreshAheadWakes.pipe(Metric.taggedWithLabels([MetricLabel.make("bearer", name)]))
+        )
+        yield* bearer.fetch()
+        yield* TestClock.adjust(0.9 * HOUR + 1)
+        expect(yield* source.callTimes).toEqual([0])
+        expect(value(yield* bearer.fetch())).toBe("t1")
+        yield* settle
+        expect(yield* source.callTimes).toEqual([0, 0.9 * HOUR + 1])
+        // Once per token: later stale serves of t1 do not wake the fiber again.
+        yield* bearer.fetch()
+        yield* bearer.fetch()
+        expect((yield* wakes).count).toBe(1)
+        expect(yield* source.calls).toBe(2)
+      })
+    )
+
+    it.scoped("a Retry-After from the source delays the next attempt, up to maxRetryTimeout", () =>
+      Effect.gen(function* () {
+        const slowDown: TestTokenSource.Step = {
+          _tag: "Fail",
+          error: new Errors.TokenSourceError({ message: "429", status: 429, retryAfter: "120 seconds" })
+        }
+        const capped = yield* setup([slowDown, t("t1", { expiresIn: "1 hour" })])
+        yield* Effect.fork(capped.bearer.fetch())
+        yield* TestClock.adjust("3 minutes")
+        expect(yield* capped.source.callTimes).toEqual([0, 60_000])
+        const allowed = yield* setup([slowDown, t("t1", { expiresIn: "1 hour" })], {
+          maxRetryTimeout: "5 minutes"
+        })
+        const start = yield* Clock.currentTimeMillis
+        yield* Effect.fork(allowed.bearer.fetch())
+        yield* TestClock.adjust("3 minutes")
+        expect(yield* allowed.source.callTimes).toEqual([start, start + 120_000])
+        // A shorter Retry-After does not cut the backoff.
+        const short = yield* setup([
+          { ...slowDown, error: new Errors.TokenSourceError({ message: "429", retryAfter: 10 }) },
+          t("t1", { expiresIn: "1 hour" })
+        ])
+        const at = yield* Clock.currentTimeMillis
+        yield* Effect.fork(short.bearer.fetch())
+        yield* TestClock.adjust("2 seconds")
+        expect(yield* short.source.callTimes).toEqual([at, at + 1000])
+      })
+    )
     it.scoped("a source that hangs is interrupted at refreshRequestTimeout and retried", () =>
       Effect.gen(function* () {
         const { bearer, source } = yield* setup([TestTokenSource.hang, t("t1", { expiresIn: "1 hour" })])
@@ -194,7 +324,7 @@ describe("RenewableBearer", () => {
     )
   })
 
-  describe("fetch modes (point 3)", () => {
+  describe("fetch modes", () => {
     it.scoped("a fresh token is returned at once without arming a timer", () =>
       Effect.gen(function* () {
         const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })])
@@ -318,7 +448,7 @@ describe("RenewableBearer", () => {
     )
   })
 
-  describe("never an expired token, never an evicted valid one (point 4)", () => {
+  describe("never an expired token, never an evicted valid one", () => {
     it.scoped("serves the still-valid token while refresh fails, then waits and reports the last error", () =>
       Effect.gen(function* () {
         const { bearer, source } = yield* setup([
@@ -342,7 +472,7 @@ describe("RenewableBearer", () => {
     )
   })
 
-  describe("a bad source never kills the loop (point 5)", () => {
+  describe("a bad source never kills the loop", () => {
     it.scoped(
       "defects, empty tokens, expired tokens and invalid expirations are rejected, and the loop goes on",
       () =>
@@ -435,7 +565,106 @@ describe("RenewableBearer", () => {
     )
   })
 
-  describe("the same token again (failure mode 5)", () => {
+  describe("one storm guard for every trigger", () => {
+    const fresh = (n: number) => Array.from({ length: n }, (_, i) => t(`t${i}`, { expiresIn: "1 hour" }))
+
+    it.scoped("requestRenewal in a loop: a burst of three, then one attempt per initialRetryTimeout", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(fresh(40))
+        yield* bearer.fetch()
+        for (let i = 0; i < 200; i++) {
+          yield* bearer.requestRenewal()
+          yield* TestClock.adjust(50)
+        }
+        // The first fetch and two requests spend the burst; then one credit per second.
+        expect(yield* source.callTimes).toEqual([
+          0, 0, 50, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000
+        ])
+      })
+    )
+
+    it.scoped("a renewRequired loop: held to the same pace", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(fresh(40))
+        const worker = yield* Effect.fork(Effect.forever(bearer.fetch({ renewRequired: true })))
+        for (let i = 0; i < 200; i++) yield* TestClock.adjust(50)
+        yield* Fiber.interrupt(worker)
+        expect(yield* source.callTimes).toEqual([
+          0, 0, 0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000
+        ])
+      })
+    )
+
+    it.scoped("synchronous renewals in a loop: held to the same pace", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(fresh(40))
+        const worker = yield* Effect.fork(
+          Effect.forever(bearer.fetch({ synchronous: true, renewRequired: true }))
+        )
+        for (let i = 0; i < 200; i++) yield* TestClock.adjust(50)
+        yield* Fiber.interrupt(worker)
+        expect(yield* source.callTimes).toEqual([
+          0, 0, 0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000
+        ])
+      })
+    )
+
+    it.scoped("a 401 on every request, 20 workers: freshly renewed tokens rejected back the pace off", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(fresh(40))
+        const request = Effect.gen(function* () {
+          const receiver = yield* bearer.receiver
+          while (true) {
+            yield* receiver.fetch
+            if (!(yield* receiver.canRetry("401"))) return
+          }
+        })
+        const workers = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+          Effect.fork(Effect.forever(request))
+        )
+        for (let i = 0; i < 200; i++) yield* TestClock.adjust(50)
+        yield* Fiber.interruptAll(workers)
+        // Each token is rejected as soon as it arrives: the pace grows 1.5 s, 2.25 s, 3.375 s, 5.0625 s.
+        expect(yield* source.callTimes).toEqual([0, 0, 500, 2750, 6125])
+      })
+    )
+
+    it.scoped("the first 401 on a token in use renews at once, even after a burst of requests", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(fresh(10))
+        yield* bearer.fetch()
+        yield* bearer.requestRenewal()
+        yield* settle
+        yield* bearer.requestRenewal()
+        yield* settle
+        expect(yield* source.callTimes).toEqual([0, 0, 0])
+        yield* TestClock.adjust("10 seconds")
+        const receiver = yield* bearer.receiver
+        yield* receiver.fetch
+        expect(yield* receiver.canRetry("401")).toBe(true)
+        const replay = yield* receiver.fetch
+        expect(value(replay)).toBe("t3")
+        expect(yield* source.callTimes).toEqual([0, 0, 0, 10_000])
+      })
+    )
+
+    it.scoped("a synchronous renewRequestTimeout of 0 is refused, and backs off nobody", () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(fresh(3))
+        yield* bearer.fetch()
+        const error = yield* Effect.flip(
+          bearer.fetch({ synchronous: true, renewRequired: true, renewRequestTimeout: 0 })
+        )
+        expect(error._tag === "RenewalError" && error.reason).toBe("InvalidOptions")
+        expect(error.message).toContain("renewRequestTimeout")
+        const renewed = yield* bearer.fetch({ synchronous: true, renewRequired: true })
+        expect(value(renewed)).toBe("t1")
+        expect(yield* source.callTimes).toEqual([0, 0])
+      })
+    )
+  })
+
+  describe("the same token again", () => {
     it.scoped("a source that returns the same token does not cause a refresh storm", () =>
       Effect.gen(function* () {
         // A token that expires at 100 s, returned again and again. Each repeat counts like a failure: the next
@@ -456,7 +685,7 @@ describe("RenewableBearer", () => {
     )
   })
 
-  describe("shutdown (point 7)", () => {
+  describe("shutdown", () => {
     it.effect("closing the scope interrupts the attempt, releases waiters and stops for good", () =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()

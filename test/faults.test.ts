@@ -1,5 +1,5 @@
 /**
- * The fault matrix of issue 6: one deterministic `TestClock` test per fault, each asserting exact instants,
+ * The fault matrix: one deterministic `TestClock` test per fault, each asserting exact instants,
  * exact source calls and exact errors, and ending with the same invariants: the loop still runs (or has
  * stopped cleanly after close), no expired token was handed out, no waiter is left hanging, never more than
  * one source call in flight, and a bad token is rejected with a `RenewalError` instead of being cached.
@@ -486,6 +486,8 @@ describe("fault matrix: the callers", () => {
       const quick = yield* bearer.receiver
       expect(value(yield* slow.fetch)).toBe("t1")
       expect(value(yield* quick.fetch)).toBe("t1")
+      // t1 has been in use for a minute (a token rejected the instant it arrives would slow the storm guard).
+      yield* TestClock.adjust("1 minute")
       // The quick request gets its 401 first: t1 is invalidated and renewed.
       expect(yield* quick.canRetry("401")).toBe(true)
       yield* TestClock.adjust(10)

@@ -16,6 +16,7 @@ import {
   Metric,
   MetricLabel,
   Option,
+  Random,
   Ref,
   Scope,
   TestClock
@@ -218,5 +219,46 @@ describe("logs", () => {
       // And no line, annotation, span or cause carries a token value.
       for (const line of all) for (const secret of secrets) expect(line.text).not.toContain(secret)
     })
+  )
+
+  it.effect(
+    "millisecond annotations are whole numbers; a permanent failure is an Error saying what to check",
+    () =>
+      Effect.gen(function* () {
+        const lines: Array<{ level: string; message: string; retryIn: unknown }> = []
+        const logger = Logger.make(({ annotations, logLevel, message }) => {
+          const first = Array.isArray(message) ? message[0] : message
+          lines.push({
+            level: logLevel.label,
+            message: String(first),
+            retryIn: Option.getOrUndefined(HashMap.get(annotations, "bearer.retryInMillis"))
+          })
+        })
+        yield* Effect.gen(function* () {
+          const { bearer } = yield* setup(
+            [
+              TestTokenSource.fail("503"),
+              TestTokenSource.fail("invalid_client", { retryable: false }),
+              t("t1", { expiresIn: "1 hour" })
+            ],
+            { name: "logs-millis", jitter: 0.2 }
+          )
+          yield* Effect.fork(bearer.fetch())
+          yield* TestClock.adjust("2 minutes")
+        }).pipe(
+          // Jitter makes the backoff fractional: 1.5 s × (1 + 0.2 × (2 × 0.123 − 1)) = 1,273.8 ms (the first
+          // one, 849.2 ms, is raised to initialRetryTimeout), then 60 s × 0.8492 = 50,952 ms.
+          Effect.withRandom(Random.fixed([0.123])),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+          Logger.withMinimumLogLevel(LogLevel.All),
+          Effect.scoped
+        )
+        const failures = lines.filter((l) => l.message.startsWith("RenewableBearer: Token renewal failed"))
+        expect(failures.map((l) => [l.level, l.retryIn])).toEqual([
+          ["WARN", 1000],
+          ["ERROR", 50_952]
+        ])
+        expect(failures[1].message).toContain("permanent: check the source's credentials")
+      })
   )
 })

@@ -1,6 +1,7 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
@@ -25,8 +26,9 @@ import { RenewableBearer, type Options } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { TokenSource } from "../TokenSource.js"
 import { TokenStore } from "../TokenStore.js"
-import { backoffMillis, decodeMillis, resolve, veryLongMillis } from "./options.js"
+import { backoffMillis, decodeMillis, resolve } from "./options.js"
 import * as receiver from "./receiver.js"
+import { makeGuard, makeLatencyWindow, refreshDelayMillis } from "./schedule.js"
 import * as tokenStore from "./tokenStore.js"
 import { expiresAtMillis, invalidReason } from "./token.js"
 import * as Waiters from "./waiters.js"
@@ -39,8 +41,10 @@ interface CacheState {
   readonly token: Token.Token | undefined
   /** Epoch millis until which `token` is handed out: its expiration less the early-expiry margin. */
   readonly usableUntil: number
-  /** Epoch millis of the scheduled refresh; a token served after it is a stale serve. */
+  /** Epoch millis of the scheduled refresh; a token served after it is a stale serve and wakes the fiber. */
   readonly refreshAt: number
+  /** Epoch millis at which the source handed `token` over. */
+  readonly receivedAt: number
   /** `Effect.succeed(token)`, built once per token so the hot path allocates nothing. */
   readonly hit: Effect.Effect<Token.Token, FetchError>
   readonly invalidated: boolean
@@ -53,6 +57,7 @@ const emptyState: CacheState = {
   token: undefined,
   usableUntil: -Infinity,
   refreshAt: -Infinity,
+  receivedAt: -Infinity,
   hit: failStopped,
   invalidated: false,
   stopped: false
@@ -80,6 +85,13 @@ const sleepMillis = (millis: number): Effect.Effect<void> =>
         Effect.sleep(MAX_TIMER_MILLIS),
         Effect.suspend(() => sleepMillis(millis - MAX_TIMER_MILLIS))
       )
+
+/** The `retryAfter` of a source error in millis, 0 when there is none or it is malformed. */
+const retryAfterMillis = (error: { readonly retryAfter?: Duration.DurationInput | undefined }): number => {
+  if (error.retryAfter === undefined) return 0
+  const millis = decodeMillis(error.retryAfter)
+  return typeof millis === "number" ? millis : 0
+}
 
 const toRenewalError = (cause: Cause.Cause<unknown>): RenewalError => {
   const failure = Cause.failureOption(cause)
@@ -130,6 +142,12 @@ export const make = (
     let attempts = 0
     let lastFailure: RenewalError | undefined
     let lastLatencyMillis = 0
+    // A stale serve asked for the scheduled refresh the timer has not started yet (refresh-ahead on read).
+    let aheadPending = false
+    let aheadFor: CacheState | undefined
+    const latency = makeLatencyWindow()
+    const guard = makeGuard(opts)
+    const clock = yield* Effect.clock
 
     // Metric labels, built once: Effect caches a metric's hook per label array.
     const labels = [MetricLabel.make("bearer", opts.name)]
@@ -199,15 +217,28 @@ export const make = (
         Effect.exit
       ) as Effect.Effect<Exit.Exit<Token.Token, RenewalError>>
 
-    /** Waits until the in-flight attempt ends, or a synchronous request asks to abandon it. */
+    /**
+     * Whether a synchronous request may abandon the attempt in flight for one of its own: a new source call, so
+     * it passes the storm guard; without a credit the request waits for the attempt and runs after it.
+     */
+    const mayAbandon = (): boolean => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (syncRequest === undefined || guard.waitMillis(now) > 0) return false
+      guard.spend(now)
+      return true
+    }
+
+    /** Waits until the in-flight attempt ends, or a synchronous request abandons it. */
     const awaitAttempt = (
       fiber: Fiber.RuntimeFiber<Exit.Exit<Token.Token, RenewalError>>
     ): Effect.Effect<Option.Option<Exit.Exit<Token.Token, RenewalError>>> =>
       Effect.suspend(() => {
-        if (syncRequest !== undefined) return Effect.succeedNone
+        const join = Effect.map(Fiber.join(fiber), Option.some)
+        if (mayAbandon()) return Effect.succeedNone
+        if (syncRequest !== undefined) return join
         return Effect.raceFirst(
-          Effect.map(Fiber.join(fiber), Option.some),
-          Effect.as(syncArrived.next(), Option.none())
+          join,
+          Effect.flatMap(syncArrived.next(), () => (mayAbandon() ? Effect.succeedNone : Effect.never))
         )
       })
 
@@ -220,26 +251,26 @@ export const make = (
 
     const randomUnit = Random.next
 
-    const refreshDelay = (token: Token.Token, usableUntil: number, now: number): Effect.Effect<number> => {
-      const expires = expiresAtMillis(token)
-      if (expires === Infinity) return Effect.succeed(veryLongMillis)
-      return Effect.map(opts.jitter > 0 ? randomUnit : Effect.succeed(0), (u) => {
-        let delay = Math.min(
-          (expires - now) * opts.lifetimeSafeFraction,
-          usableUntil - now - 2 * lastLatencyMillis
-        )
-        delay = delay * (1 - opts.jitter * u)
-        if (unchanged > 0) delay = Math.max(delay, backoffMillis(opts, unchanged, false))
-        return Math.min(Math.max(delay, opts.initialRetryMillis), veryLongMillis)
-      })
-    }
+    const refreshDelay = (token: Token.Token, usableUntil: number, now: number): Effect.Effect<number> =>
+      Effect.map(opts.jitter > 0 ? randomUnit : Effect.succeed(0), (unit) =>
+        refreshDelayMillis(opts, {
+          now,
+          expiresAt: expiresAtMillis(token),
+          usableUntil,
+          latencyMillis: latency.estimate(),
+          unchanged,
+          unit
+        })
+      )
 
+    /** The backoff after a failure, or the source's own `retryAfter` if longer; never over `maxRetryTimeout`. */
     const retryDelay = (error: RenewalError): Effect.Effect<number> => {
       const permanent = isTokenSourceError(error.cause) && !error.cause.isRetryable
       const base = backoffMillis(opts, failures, permanent)
+      const asked = isTokenSourceError(error.cause) ? retryAfterMillis(error.cause) : 0
       return Effect.map(opts.jitter > 0 ? randomUnit : Effect.succeed(0.5), (u) =>
         Math.min(
-          Math.max(base * (1 + opts.jitter * (2 * u - 1)), opts.initialRetryMillis),
+          Math.max(base * (1 + opts.jitter * (2 * u - 1)), opts.initialRetryMillis, asked),
           opts.maxRetryMillis
         )
       )
@@ -267,11 +298,14 @@ export const make = (
           const previous = (yield* getState).token
           unchanged = previous !== undefined && Equal.equals(previous, token) ? unchanged + 1 : 0
           const usableUntil = usableUntilOf(token, now)
+          latency.record(lastLatencyMillis)
           const delay = yield* refreshDelay(token, usableUntil, now)
+          aheadPending = false
           yield* SubscriptionRef.set(cache, {
             token,
             usableUntil,
             refreshAt: now + delay,
+            receivedAt: now,
             hit: Effect.succeed(token),
             invalidated: false,
             stopped: false
@@ -295,8 +329,8 @@ export const make = (
           yield* Effect.logDebug("RenewableBearer: token renewed").pipe(
             Effect.annotateLogs({
               "bearer.expiresInMillis":
-                expiresAtMillis(token) === Infinity ? "never" : expiresAtMillis(token) - now,
-              "bearer.nextRefreshInMillis": delay,
+                expiresAtMillis(token) === Infinity ? "never" : Math.round(expiresAtMillis(token) - now),
+              "bearer.nextRefreshInMillis": Math.round(delay),
               "bearer.name": opts.name,
               "bearer.unchanged": unchanged
             })
@@ -306,6 +340,7 @@ export const make = (
         const error = Option.getOrElse(Cause.failureOption(exit.cause), () => toRenewalError(exit.cause))
         failures += 1
         lastFailure = error
+        aheadPending = false
         const done = Exit.fail(error)
         nextAttempt.done(done)
         sync?.waiters.done(done)
@@ -315,14 +350,22 @@ export const make = (
         Metrics.refreshDuration.unsafeUpdate(lastLatencyMillis / 1000, labelsWith("result", "failure"))
         Metrics.consecutiveFailures.unsafeUpdate(failures, labels)
         recordExpiry((yield* getState).token, now)
-        yield* Effect.logWarning(`RenewableBearer: ${error.message}`).pipe(
-          Effect.annotateLogs({
-            "bearer.reason": error.reason,
-            "bearer.name": opts.name,
-            "bearer.consecutiveFailures": failures,
-            "bearer.retryInMillis": delay
-          })
-        )
+        const permanent = isTokenSourceError(error.cause) && !error.cause.isRetryable
+        const annotations = {
+          "bearer.reason": error.reason,
+          "bearer.name": opts.name,
+          "bearer.consecutiveFailures": failures,
+          "bearer.retryInMillis": Math.round(delay)
+        }
+        // A permanent failure will not go away by itself: an Error, saying what to look at.
+        yield* (
+          permanent
+            ? Effect.logError(
+                `RenewableBearer: ${error.message} (permanent: check the source's credentials, client ` +
+                  "registration and scopes; retrying at the longest backoff)"
+              )
+            : Effect.logWarning(`RenewableBearer: ${error.message}`)
+        ).pipe(Effect.annotateLogs(annotations))
         return { _tag: "Backoff", millis: delay } as const
       })
 
@@ -330,9 +373,10 @@ export const make = (
       let sync = takeSyncRequest()
       attempts += 1
       const attempt = attempts
-      const started = yield* Clock.currentTimeMillis
+      let started = 0
       let exit: Exit.Exit<Token.Token, RenewalError>
       while (true) {
+        started = yield* Clock.currentTimeMillis
         const fiber = yield* Effect.fork(
           attemptOnce(sync?.timeoutMillis ?? opts.refreshRequestMillis, attempt)
         )
@@ -354,18 +398,56 @@ export const make = (
       return yield* settle(exit, now, sync)
     })
 
-    const sleepUnlessWoken = (millis: number): Effect.Effect<void> =>
+    /** Whether a caller asked for an attempt (as opposed to the schedule, or a stale serve standing in for it). */
+    const triggered = () => renewalPending || syncRequest !== undefined
+
+    /** Sleeps until the refresh point, a caller's request or a stale serve; returns whether a caller asked. */
+    const sleepUnlessWoken = (millis: number): Effect.Effect<boolean> =>
       Effect.suspend(() => {
-        if (renewalPending || syncRequest !== undefined) return Effect.void
-        return Effect.raceFirst(sleepMillis(millis), wake.next())
+        if (triggered() || aheadPending) return Effect.succeed(triggered())
+        return Effect.map(Effect.raceFirst(sleepMillis(millis), wake.next()), triggered)
+      })
+
+    /**
+     * The storm guard for an attempt a caller asked for: waits for a credit and spends it, unless the scheduled
+     * refresh (at `refreshAt`) comes first, which then runs as scheduled: the guard never delays it.
+     */
+    const passGuard = (refreshAt: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const wait = guard.waitMillis(now)
+        if (wait === 0) return Effect.sync(() => guard.spend(now))
+        const scheduled = refreshAt - now <= wait
+        return Effect.zipRight(
+          Effect.logDebug("RenewableBearer: renewal requests paced by the storm guard").pipe(
+            Effect.annotateLogs({
+              "bearer.name": opts.name,
+              "bearer.retryInMillis": Math.round(Math.max(0, Math.min(wait, refreshAt - now)))
+            })
+          ),
+          scheduled
+            ? sleepMillis(Math.max(0, refreshAt - now))
+            : Effect.zipRight(
+                sleepMillis(wait),
+                Effect.sync(() => guard.spend(clock.unsafeCurrentTimeMillis()))
+              )
+        )
       })
 
     const loop: Effect.Effect<never> = Effect.gen(function* () {
       yield* startLatch.await
       let wait: Wait = { _tag: "Now" }
       while (true) {
-        if (wait._tag === "Refresh") yield* sleepUnlessWoken(wait.millis)
-        else if (wait._tag === "Backoff") yield* sleepMillis(wait.millis)
+        let asked = true
+        let refreshAt = Infinity
+        if (wait._tag === "Refresh") {
+          refreshAt = clock.unsafeCurrentTimeMillis() + wait.millis
+          asked = yield* sleepUnlessWoken(wait.millis)
+        } else if (wait._tag === "Backoff") {
+          yield* sleepMillis(wait.millis)
+          asked = false
+        }
+        if (asked) yield* passGuard(refreshAt)
         wait = yield* attemptCycle
       }
     })
@@ -435,6 +517,8 @@ export const make = (
       if (options.renewRequestTimeout !== undefined) {
         const decoded = decodeMillis(options.renewRequestTimeout)
         if (typeof decoded === "string") return invalidFetchOptions(`renewRequestTimeout: ${decoded}`)
+        if (decoded === 0)
+          return invalidFetchOptions("renewRequestTimeout: expected a positive duration, got 0")
         timeoutMillis = decoded
       }
       const request: SyncRequest = { timeoutMillis, waiters: Waiters.make() }
@@ -449,7 +533,17 @@ export const make = (
     /** Hands out a usable cached token, counting a hit or, past the refresh point, a stale serve. */
     const serve = (state: CacheState, now: number): Effect.Effect<Token.Token, FetchError> => {
       if (now < state.refreshAt) Metrics.cacheHits.unsafeUpdate(1, labels)
-      else Metrics.cacheStaleServes.unsafeUpdate(1, labels)
+      else {
+        Metrics.cacheStaleServes.unsafeUpdate(1, labels)
+        // Past the refresh point the timer is late (a busy event loop, a starved scheduler): the first such
+        // serve of each token starts the scheduled refresh itself.
+        if (state !== aheadFor) {
+          aheadFor = state
+          aheadPending = true
+          Metrics.refreshAheadWakes.unsafeUpdate(1, labels)
+          signal()
+        }
+      }
       return state.hit
     }
 
@@ -520,6 +614,7 @@ export const make = (
           return Effect.succeed(false)
         }
         Metrics.invalidations.unsafeUpdate(1, labelsWith("outcome", "acted"))
+        guard.rejected(state.receivedAt, clock.unsafeCurrentTimeMillis())
         return Effect.as(requestRenewalNow(true), true)
       })
 

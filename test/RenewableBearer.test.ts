@@ -191,17 +191,18 @@ describe("RenewableBearer", () => {
     it.scoped("the lead time follows the slowest of the recent answers, not the last one", () =>
       Effect.gen(function* () {
         const { bearer, source } = yield* setup([
-          t("a", { expiresIn: "1 second", delay: "40 millis" }),
-          t("b", { expiresIn: "1 second", delay: "5 millis" }),
+          t("a", { expiresIn: "1 second", delay: "5 millis" }),
+          t("b", { expiresIn: "1 second", delay: "40 millis" }),
           t("c", { expiresIn: "1 second", delay: "5 millis" })
         ])
         const first = yield* Effect.fork(bearer.fetch())
-        yield* TestClock.adjust(40)
+        yield* TestClock.adjust(5)
         yield* Fiber.join(first)
-        // a: usable until 990 ms, 80 ms lead: at min(40 + 900, 990 - 80) = 910 ms. b arrives at 915 ms, usable
-        // until 1865 ms; the lead is still 2 x 40 ms (the last answer took 5 ms): 1785 ms, not 1815 ms.
-        yield* TestClock.adjust(1785 - 40)
-        expect(yield* source.callTimes).toEqual([0, 910, 1785])
+        // a arrives at 5 ms: refresh at 905 ms (90 %). b arrives at 945 ms, usable until 1895 ms, lead 2 x 40 ms:
+        // at 1815 ms. c arrives at 1820 ms; the lead is still 2 x 40 ms (the last answer took 5 ms): 2690 ms,
+        // not 2720 ms.
+        yield* TestClock.adjust(2690 - 5)
+        expect(yield* source.callTimes).toEqual([0, 905, 1815, 2690])
       })
     )
 
@@ -436,6 +437,41 @@ describe("RenewableBearer", () => {
         expect(value(yield* Fiber.join(patient))).toBe("t1")
         expect(yield* source.calls).toBe(1)
       })
+    )
+
+    it.scoped(
+      "10,000 timed waiters time out at their own deadlines, in order, with one timer for all",
+      () =>
+        Effect.gen(function* () {
+          const { bearer } = yield* setup([TestTokenSource.hang])
+          yield* Effect.fork(bearer.fetch())
+          yield* settle
+          const timersBefore = Chunk.size(yield* TestClock.sleeps())
+          // Timeouts of 1, 11, 21, ... 991 ms, in a scrambled order (100 instants: TestClock checks every fiber
+          // at each instant it wakes one).
+          const timeouts = Array.from({ length: 10_000 }, (_, i) => 1 + ((i * 7919) % 100) * 10)
+          const fibers = yield* Effect.forEach(timeouts, (timeout) =>
+            Effect.fork(
+              Effect.flatMap(Effect.flip(bearer.fetch({ timeout })), (error) =>
+                Effect.map(Clock.currentTimeMillis, (at) => ({ error, at }))
+              )
+            )
+          )
+          yield* settle
+          expect(Chunk.size(yield* TestClock.sleeps())).toBe(timersBefore + 1)
+          for (let ms = 0; ms < 1000; ms += 100) {
+            yield* TestClock.adjust(100)
+            expect(Chunk.size(yield* TestClock.sleeps())).toBeLessThanOrEqual(timersBefore + 1)
+          }
+          const results = yield* Fiber.joinAll(fibers)
+          expect(results.map((r) => r.at)).toEqual(timeouts)
+          expect(new Set(results.map((r) => r.error._tag === "RenewalError" && r.error.reason))).toEqual(
+            new Set(["Timeout"])
+          )
+          // Every waiter is gone: the sleeper holds no timer any more.
+          expect(Chunk.size(yield* TestClock.sleeps())).toBe(timersBefore)
+        }),
+      60_000
     )
 
     it.scoped("malformed fetch options fail with a clear error", () =>

@@ -71,9 +71,10 @@ const refreshDelay = (
   unchanged: number
 ) => {
   if (token.expiresAt === Infinity) return 3650 * 86_400_000
-  let delay = (token.expiresAt - receivedAt) * FRACTION
+  const planned = (token.expiresAt - receivedAt) * FRACTION
+  let delay = planned
   if (unchanged > 0) delay = Math.max(delay, backoff(unchanged, false))
-  if (unchanged < 2) delay = Math.min(delay, usable - receivedAt - 2 * lead)
+  if (unchanged < 2) delay = Math.min(delay, Math.max(usable - receivedAt - 2 * lead, planned / 2))
   return Math.max(delay, INITIAL / 20)
 }
 
@@ -260,7 +261,8 @@ const runScenario = (steps: ReadonlyArray<ModelSource.Step>, events: ReadonlyArr
             failures = 0
             successes += 1
             latencies.push(end - call.start)
-            const lead = Math.max(0, ...latencies.slice(-8))
+            // The first call's latency counts only until there is a second.
+            const lead = latencies.length === 1 ? latencies[0] : Math.max(...latencies.slice(1).slice(-8))
             refreshAt = end + refreshDelay(token, end, usableUntil(cached), lead, unchanged)
           } else failed = { permanent: false }
         } else if (call.outcome === "interrupted") {

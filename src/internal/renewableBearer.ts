@@ -487,15 +487,10 @@ export const make = (
     const invalidFetchOptions = (detail: string) =>
       Effect.fail(new RenewalError({ reason: "InvalidOptions", detail }))
 
-    const withTimeout = (
-      wait: Effect.Effect<Token.Token, FetchError>,
-      options: FetchOptions | undefined
-    ): Effect.Effect<Token.Token, FetchError> => {
-      if (options?.timeout === undefined) return wait
-      const millis = decodeMillis(options.timeout)
-      if (typeof millis === "string") return invalidFetchOptions(`timeout: ${millis}`)
-      return Effect.timeoutFail(wait, { duration: millis, onTimeout: timeoutError })
-    }
+    // The deadlines of every timed wait of this bearer, ended by one sleeper: a waiter with a `timeout` costs
+    // no fiber and no timer of its own.
+    const deadlines = new Waiters.Deadlines()
+    yield* Effect.forkScoped(deadlines.run)
 
     const requestRenewalNow = (invalidate: boolean): Effect.Effect<void> =>
       Effect.suspend(() => {
@@ -510,9 +505,12 @@ export const make = (
           : Effect.void
       })
 
-    const synchronousFetch = (options: FetchOptions): Effect.Effect<Token.Token, FetchError> => {
+    /** The waiters of a synchronous renewal, registering one if none is pending; or a malformed option's error. */
+    const synchronousFetch = (
+      options: FetchOptions
+    ): Waiters.Waiters<Token.Token, FetchError> | Effect.Effect<never, FetchError> => {
       const pending = syncInFlight ?? syncRequest
-      if (pending !== undefined) return pending.waiters.await
+      if (pending !== undefined) return pending.waiters
       let timeoutMillis = opts.refreshRequestMillis
       if (options.renewRequestTimeout !== undefined) {
         const decoded = decodeMillis(options.renewRequestTimeout)
@@ -527,7 +525,7 @@ export const make = (
       start()
       signal()
       signalSync()
-      return request.waiters.await
+      return request.waiters
     }
 
     /** Hands out a usable cached token, counting a hit or, past the refresh point, a stale serve. */
@@ -563,20 +561,29 @@ export const make = (
       const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
       if (now < state.usableUntil && options?.renewRequired !== true) return serve(state, now)
       if (stopped || state.stopped) return failStopped
+      let deadline = Infinity
+      if (options?.timeout !== undefined) {
+        const millis = decodeMillis(options.timeout)
+        if (typeof millis === "string") return invalidFetchOptions(`timeout: ${millis}`)
+        deadline = now + millis
+      }
       Metrics.cacheMisses.unsafeUpdate(1, labels)
       let mode: "synchronous" | "reportError" | "asynchronous"
-      let wait: Effect.Effect<Token.Token, FetchError>
+      let waiters: Pick<Waiters.Waiters<Token.Token, FetchError>, "await" | "awaitUntil">
       if (options?.synchronous === true) {
         mode = "synchronous"
-        wait = synchronousFetch(options)
+        const sync = synchronousFetch(options)
+        if (Effect.isEffect(sync)) return sync
+        waiters = sync
       } else {
         start()
         renewalPending = true
         signal()
         mode = options?.reportError === true ? "reportError" : "asynchronous"
-        wait = mode === "reportError" ? nextAttempt.await : nextToken.await
+        waiters = mode === "reportError" ? nextAttempt : nextToken
       }
-      wait = withTimeout(wait, options)
+      const wait =
+        deadline === Infinity ? waiters.await : waiters.awaitUntil(deadlines, deadline, timeoutError)
       return Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
         ? wait
         : Effect.withSpan(wait, "RenewableBearer.wait", {

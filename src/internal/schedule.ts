@@ -23,7 +23,9 @@ export const MIN_REFRESH_FRACTION = 1 / 20
 
 /**
  * The latency of the last `LATENCY_WINDOW` successful source calls; the estimate is their maximum, so one fast
- * answer does not shrink the lead time.
+ * answer does not shrink the lead time. The first call counts only until there is a second: it pays for
+ * connections, module loading and a competing cold start (a shared store's lock), and would otherwise pull
+ * the next eight refreshes forward.
  *
  * @internal
  */
@@ -35,13 +37,15 @@ export interface LatencyWindow {
 /** @internal */
 export const makeLatencyWindow = (): LatencyWindow => {
   const samples = new Float64Array(LATENCY_WINDOW)
+  let first: number | undefined
   let count = 0
   return {
     record: (millis) => {
-      samples[count % LATENCY_WINDOW] = millis
-      count += 1
+      if (first === undefined) first = millis
+      else samples[count++ % LATENCY_WINDOW] = millis
     },
     estimate: () => {
+      if (count === 0) return first ?? 0
       let max = 0
       for (let i = 0; i < Math.min(count, LATENCY_WINDOW); i++) if (samples[i]! > max) max = samples[i]!
       return max
@@ -54,7 +58,8 @@ export const makeLatencyWindow = (): LatencyWindow => {
  *
  * 1. `lifetimeSafeFraction` of the remaining lifetime, up to `jitter` earlier (`unit` in [0, 1));
  * 2. never later than `usableUntil` less twice the estimated source latency, so the renewed token arrives
- *    while the current one is still handed out;
+ *    while the current one is still handed out, but for that never earlier than half of step 1 (a source
+ *    slower than a quarter of the lifetime cannot make the bearer refresh all the time);
  * 3. when the source handed back the token it already had (`unchanged` times in a row), at least the backoff
  *    for that many repeats; the second repeat onwards shows that asking again before the token ends brings
  *    nothing new, so from then on the backoff is not cut at `usableUntil`;
@@ -75,9 +80,11 @@ export const refreshDelayMillis = (
 ): number => {
   if (input.expiresAt === Infinity) return veryLongMillis
   const { now, unchanged } = input
-  let delay = (input.expiresAt - now) * options.lifetimeSafeFraction * (1 - options.jitter * input.unit)
+  const planned = (input.expiresAt - now) * options.lifetimeSafeFraction * (1 - options.jitter * input.unit)
+  const latest = Math.max(input.usableUntil - now - 2 * input.latencyMillis, planned / 2)
+  let delay = planned
   if (unchanged > 0) delay = Math.max(delay, backoffMillis(options, unchanged, false))
-  if (unchanged < 2) delay = Math.min(delay, input.usableUntil - now - 2 * input.latencyMillis)
+  if (unchanged < 2) delay = Math.min(delay, latest)
   return Math.min(Math.max(delay, options.initialRetryMillis * MIN_REFRESH_FRACTION), veryLongMillis)
 }
 

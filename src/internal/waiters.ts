@@ -1,26 +1,39 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Duration from "effect/Duration"
+
+type Resume = (result: Effect.Effect<any, any>) => void
 
 /**
  * A one-shot result that many fibers wait for: `Deferred`, except that a waiter who gives up (a timeout, an
- * interruption) is removed in constant time. `Deferred` removes a leaving waiter with `indexOf` and `splice`,
- * so 100,000 callers with a short timeout against a hung token endpoint cost O(waiters²) there.
+ * interruption) is removed in constant time, and that a waiter with a deadline needs no fiber nor timer of
+ * its own (see `Deadlines`). `Deferred` removes a leaving waiter with `indexOf` and `splice`, so 100,000
+ * callers with a short timeout against a hung token endpoint cost O(waiters²) there.
  *
  * @internal
  */
 export interface Waiters<A, E> {
   /** Waits for the result; never arms a timer. */
   readonly await: Effect.Effect<A, E>
+  /**
+   * Waits for the result until `deadline` (epoch millis), then fails with `onTimeout()`: the waiter joins
+   * `deadlines`, whose one sleeper ends the expired waits in deadline order.
+   */
+  readonly awaitUntil: <E2>(
+    deadlines: Deadlines,
+    deadline: number,
+    onTimeout: () => E2
+  ) => Effect.Effect<A, E | E2>
   /** Completes every waiter, present and future, with `exit`; later calls do nothing. */
   readonly done: (exit: Exit.Exit<A, E>) => void
 }
 
 /** @internal */
 export const make = <A, E>(): Waiters<A, E> => {
-  const waiting = new Set<(result: Effect.Effect<A, E>) => void>()
+  const waiting = new Set<Resume>()
   let result: Exit.Exit<A, E> | undefined
   return {
-    // The register function takes one parameter on purpose: with two, Effect makes an AbortController per call.
+    // The register functions take one parameter on purpose: with two, Effect makes an AbortController per call.
     await: Effect.async<A, E>((resume) => {
       if (result !== undefined) return resume(result)
       waiting.add(resume)
@@ -28,6 +41,14 @@ export const make = <A, E>(): Waiters<A, E> => {
         waiting.delete(resume)
       })
     }),
+    awaitUntil: <E2>(deadlines: Deadlines, deadline: number, onTimeout: () => E2) =>
+      Effect.async<A, E | E2>((resume) => {
+        if (result !== undefined) return resume(result)
+        const entry = new Timed(deadline, resume, waiting, deadlines, onTimeout)
+        waiting.add(entry.settle)
+        deadlines.add(entry)
+        return Effect.sync(() => entry.leave())
+      }),
     done: (exit) => {
       if (result !== undefined) return
       result = exit
@@ -35,6 +56,153 @@ export const make = <A, E>(): Waiters<A, E> => {
       waiting.clear()
     }
   }
+}
+
+let sequence = 0
+
+/** One waiter with a deadline. `resume` is cleared once it is settled, so the queue keeps no fiber alive. */
+class Timed {
+  readonly seq = sequence++
+  constructor(
+    readonly deadline: number,
+    public resume: Resume | undefined,
+    readonly owner: Set<Resume>,
+    readonly deadlines: Deadlines,
+    readonly onTimeout: () => unknown
+  ) {}
+  /** Its `Waiters` completed. */
+  readonly settle: Resume = (result) => {
+    const resume = this.resume
+    if (resume === undefined) return
+    this.resume = undefined
+    this.deadlines.settled()
+    resume(result)
+  }
+  /** It left (interrupted): constant time. */
+  leave(): void {
+    if (this.resume === undefined) return
+    this.resume = undefined
+    this.owner.delete(this.settle)
+    this.deadlines.settled()
+  }
+  /** Its deadline passed. */
+  expire(): void {
+    const resume = this.resume
+    if (resume === undefined) return
+    this.resume = undefined
+    this.owner.delete(this.settle)
+    this.deadlines.settled()
+    resume(Effect.fail(this.onTimeout()))
+  }
+}
+
+const before = (a: Timed, b: Timed) => a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq)
+
+/**
+ * The deadlines of one bearer's timed waiters: a binary heap by deadline (ties in arrival order), and one
+ * sleeper (`run`, forked in the bearer's scope, sleeping on Effect's `Clock`) that fails the waiters whose
+ * deadline has passed, in order. At most one timer is armed for all of them. A settled waiter stays in the
+ * heap until it reaches the top or the heap is rebuilt (when settled entries outnumber live ones), and holds
+ * nothing but its deadline by then.
+ *
+ * @internal
+ */
+export class Deadlines {
+  private heap: Array<Timed> = []
+  private live = 0
+  /** The deadline the sleeper sleeps until (`Infinity`: it waits for a first waiter). */
+  private armedFor = Infinity
+  private readonly wake = makeSignal()
+
+  /** How many waiters are in the queue and not yet settled. @internal */
+  get size(): number {
+    return this.live
+  }
+
+  /** @internal */
+  add(entry: Timed): void {
+    this.live += 1
+    const heap = this.heap
+    let i = heap.length
+    heap.push(entry)
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!before(entry, heap[parent]!)) break
+      heap[i] = heap[parent]!
+      i = parent
+    }
+    heap[i] = entry
+    if (entry.deadline < this.armedFor) this.wake.fire()
+  }
+
+  /** @internal */
+  settled(): void {
+    this.live -= 1
+    if (this.live === 0) {
+      this.heap = []
+      // Disarm the sleeper's timer: nobody waits for it any more.
+      if (this.armedFor !== Infinity) this.wake.fire()
+    } else if (this.heap.length > 1024 && this.heap.length > 4 * this.live) this.rebuild()
+  }
+
+  private rebuild(): void {
+    const kept = this.heap.filter((entry) => entry.resume !== undefined)
+    this.heap = []
+    this.live = 0
+    const armed = this.armedFor
+    this.armedFor = -Infinity // no wake-ups while re-adding
+    for (const entry of kept) this.add(entry)
+    this.armedFor = armed
+  }
+
+  private pop(): Timed {
+    const heap = this.heap
+    const top = heap[0]!
+    const last = heap.pop()!
+    if (heap.length > 0) {
+      let i = 0
+      const n = heap.length
+      while (true) {
+        const left = 2 * i + 1
+        if (left >= n) break
+        const right = left + 1
+        const child = right < n && before(heap[right]!, heap[left]!) ? right : left
+        if (!before(heap[child]!, last)) break
+        heap[i] = heap[child]!
+        i = child
+      }
+      heap[i] = last
+    }
+    return top
+  }
+
+  /** Fails every waiter whose deadline is at or before `now`; returns the next live deadline. */
+  private expireUntil(now: number): number {
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!
+      if (top.resume === undefined) {
+        this.pop()
+        continue
+      }
+      if (top.deadline > now) return top.deadline
+      this.pop().expire()
+    }
+    return Infinity
+  }
+
+  /** The sleeper. */
+  readonly run: Effect.Effect<never> = Effect.clockWith((clock) => {
+    const step: Effect.Effect<void> = Effect.suspend(() => {
+      const next = this.expireUntil(clock.unsafeCurrentTimeMillis())
+      this.armedFor = next
+      const woken = this.wake.next()
+      if (next === Infinity) return woken
+      // Effect's live clock cannot arm a timer longer than 2^31 - 1 ms; a longer wait is re-armed.
+      const millis = Math.min(next - clock.unsafeCurrentTimeMillis(), 2 ** 31 - 1)
+      return Effect.raceFirst(clock.sleep(Duration.millis(millis)), woken)
+    })
+    return Effect.forever(step)
+  })
 }
 
 /**

@@ -24,7 +24,10 @@ export interface FetchOptions {
   readonly reportError?: boolean | undefined
   /** Bound of the attempt that a synchronous fetch starts (default: the bearer's `refreshRequestTimeout`). */
   readonly renewRequestTimeout?: Duration.DurationInput | undefined
-  /** Overrides the bearer's `maxRetries` for `Receiver.canRetry`. */
+  /**
+   * Overrides the bearer's `maxRetries` for `Receiver.canRetry`: an integer in [0, `MAX_RETRIES_LIMIT`]; any
+   * other value (larger, negative, fractional, not a number) is malformed and the bearer's own applies.
+   */
   readonly maxRetries?: number | undefined
 }
 

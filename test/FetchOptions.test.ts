@@ -184,4 +184,27 @@ describe("FetchOptions", () => {
         expect(calls).toBeLessThanOrEqual(1 + 10_000 / 1_000)
       })
   )
+
+  it.scoped(
+    "a typed maxRetries outside [0, MAX_RETRIES_LIMIT] is malformed: canRetry keeps the bearer's budget",
+    () =>
+      Effect.gen(function* () {
+        const { bearer } = yield* setup([TestTokenSource.token("t1", { expiresIn: "1 hour" })])
+        const unauthorized = { status: 401 }
+        for (const maxRetries of [10 ** 15, Number.MAX_SAFE_INTEGER, 101, -1, 2.5, NaN, "50" as never]) {
+          const receiver = yield* bearer.receiver
+          yield* receiver.fetch
+          yield* receiver.fetch
+          // Two attempts counted: the bearer's budget (2) is spent, whatever the malformed option says.
+          expect(
+            yield* receiver.canRetry(unauthorized, { maxRetries, synchronous: true }),
+            String(maxRetries)
+          ).toBe(false)
+        }
+        const receiver = yield* bearer.receiver
+        yield* receiver.fetch
+        yield* receiver.fetch
+        expect(yield* receiver.canRetry(unauthorized, { maxRetries: 100, synchronous: true })).toBe(true)
+      })
+  )
 })

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { FetchError } from "../Errors.js"
-import type { FetchOptions } from "../FetchOptions.js"
+import { type FetchOptions, MAX_RETRIES_LIMIT } from "../FetchOptions.js"
 import { Receiver } from "../Receiver.js"
 import type * as Context from "effect/Context"
 import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
@@ -13,6 +13,15 @@ export interface ReceiverHost {
   readonly invalidate: (token: Token.Token) => Effect.Effect<boolean>
   readonly maxRetries: number
 }
+
+/**
+ * The retry budget of one request: the fetch option when it is an integer in [0, `MAX_RETRIES_LIMIT`],
+ * otherwise (a larger, negative, fractional or non-numeric one is malformed) the bearer's own.
+ */
+const budget = (requested: unknown, fallback: number): number =>
+  Number.isSafeInteger(requested) && (requested as number) >= 0 && (requested as number) <= MAX_RETRIES_LIMIT
+    ? (requested as number)
+    : fallback
 
 /** @internal */
 export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
@@ -43,7 +52,7 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
       fetchWith: (options) => run(host.fetch(options)),
       canRetry: (_error, options) =>
         Effect.suspend(() => {
-          if (trials >= (options?.maxRetries ?? host.maxRetries)) return Effect.succeed(false)
+          if (trials >= budget(options?.maxRetries, host.maxRetries)) return Effect.succeed(false)
           if (options?.synchronous === true || latest === undefined) return Effect.succeed(true)
           return Effect.as(host.invalidate(latest), true)
         }),

@@ -91,7 +91,9 @@ export const directoryProblem = (
 ): string | undefined => {
   if (info.isSymbolicLink) return "it is a symbolic link"
   if (!info.isDirectory) return "it is not a directory"
-  if (currentUid !== undefined && info.uid !== currentUid)
+  // Without user ids (Windows) there are no POSIX owner and mode bits to check either.
+  if (currentUid === undefined) return undefined
+  if (info.uid !== currentUid)
     return `it is owned by uid ${info.uid}, not by this process's user (uid ${currentUid})`
   if ((info.mode & 0o022) !== 0)
     return `it is writable by ${(info.mode & 0o020) !== 0 ? "its group" : "others"} (mode ${(info.mode & 0o777).toString(8).padStart(4, "0")})`

@@ -5,7 +5,20 @@
  * one source call in flight, and a bad token is rejected with a `RenewalError` instead of being cached.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Ref, Scope, TestClock } from "effect"
+import {
+  Clock,
+  Context,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Ref,
+  Scope,
+  TestClock
+} from "effect"
 import { type FetchOptions, RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
 import { settle, setup } from "./utils/bearer.js"
 import { defaultBackoff, expectHealthy, expectUsable, fetchUsable, reasonOf, value } from "./utils/faults.js"
@@ -509,6 +522,105 @@ describe("fault matrix: the callers", () => {
       })
       expect(new Set(replays.map(value))).toEqual(new Set(["t3"]))
       expect(yield* source.calls).toBe(3)
+      yield* expectHealthy(bearer, source)
+    })
+  )
+})
+
+describe("fault matrix: the storm guard and the timer", () => {
+  const fresh = (n: number) => Array.from({ length: n }, (_, i) => t(`t${i}`, { expiresIn: "1 hour" }))
+
+  it.scoped("an API that answers 401 to every request: a burst, then a pace that backs off", () =>
+    Effect.gen(function* () {
+      const { bearer, source } = yield* setup(fresh(40))
+      yield* fetchUsable(bearer)
+      yield* TestClock.adjust("1 minute")
+      const request = Effect.gen(function* () {
+        const receiver = yield* bearer.receiver
+        while (true) {
+          yield* Effect.flatMap(receiver.fetch, expectUsable)
+          if (!(yield* receiver.canRetry("401"))) return
+        }
+      })
+      const workers = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+        Effect.fork(Effect.forever(request))
+      )
+      for (let i = 0; i < 100; i++) yield* TestClock.adjust(100)
+      yield* Fiber.interruptAll(workers)
+      // The first 401 (t0, in use for a minute) renews at once; each token after it is rejected as it arrives,
+      // and the pace grows 1.5 s, 2.25 s, 3.375 s, 5.0625 s from the burst of three on.
+      expect(yield* source.callTimes).toEqual([0, 60_000, 60_000, 60_500, 62_750, 66_125])
+      yield* expectHealthy(bearer, source)
+    })
+  )
+
+  it.scoped("a token handed back unchanged again and again: the same-token backoff, never a storm", () =>
+    Effect.gen(function* () {
+      const { bearer, source } = yield* setup([t("same", { expiresAt: 10_000 })])
+      yield* fetchUsable(bearer)
+      yield* TestClock.adjust(9_999)
+      // 9 s (90 %); the first repeat cut at its usable end (10 s less 5 % of the 1 s left): 9.95 s; then the
+      // backoff for two repeats, 1.5 s, past the expiry: from there on, failures on the failure backoff.
+      expect(yield* source.callTimes).toEqual([0, 9000, 9950])
+      yield* TestClock.adjust(1)
+      expect(yield* bearer.current).toEqual(Option.none())
+      yield* TestClock.adjust(1450)
+      expect(yield* source.callTimes).toEqual([0, 9000, 9950, 11_450])
+      yield* expectHealthy(bearer, source)
+    })
+  )
+
+  it.scoped("a late timer: the first fetch past the refresh point renews, the token never expires", () =>
+    Effect.gen(function* () {
+      const testClock = yield* Effect.clock
+      // The bearer's timers never fire (a starved scheduler); its clock reads the test's time.
+      const late: Clock.Clock = {
+        ...testClock,
+        unsafeCurrentTimeMillis: () => testClock.unsafeCurrentTimeMillis(),
+        unsafeCurrentTimeNanos: () => testClock.unsafeCurrentTimeNanos(),
+        currentTimeMillis: testClock.currentTimeMillis,
+        currentTimeNanos: testClock.currentTimeNanos,
+        sleep: () => Effect.never
+      }
+      const { bearer, source } = yield* setup(fresh(10)).pipe(Effect.withClock(late))
+      yield* fetchUsable(bearer)
+      for (let i = 0; i < 3; i++) {
+        yield* TestClock.adjust(0.9 * HOUR)
+        expect(value(yield* fetchUsable(bearer))).toBe(`t${i}`)
+        yield* settle
+        expect(value(yield* fetchUsable(bearer))).toBe(`t${i + 1}`)
+      }
+      expect(yield* source.callTimes).toEqual([0, 0.9 * HOUR, 1.8 * HOUR, 2.7 * HOUR])
+      yield* expectHealthy(bearer, source)
+    })
+  )
+
+  it.scoped("timed waiters of every mode end at their own deadlines, in order", () =>
+    Effect.gen(function* () {
+      const { bearer, source } = yield* setup([TestTokenSource.hang])
+      const modes: ReadonlyArray<FetchOptions.FetchOptions> = [
+        { timeout: 300 },
+        { timeout: 100, reportError: true },
+        { timeout: 200, synchronous: true },
+        { timeout: 100 },
+        { timeout: 400, renewRequired: true }
+      ]
+      const fibers = yield* Effect.forEach(modes, (options) =>
+        Effect.fork(
+          Effect.flatMap(Effect.flip(bearer.fetch(options)), (error) =>
+            Effect.map(Clock.currentTimeMillis, (at) => `${reasonOf(error)}@${at}`)
+          )
+        )
+      )
+      yield* TestClock.adjust(400)
+      expect(yield* Fiber.joinAll(fibers)).toEqual([
+        "Timeout@300",
+        "Timeout@100",
+        "Timeout@200",
+        "Timeout@100",
+        "Timeout@400"
+      ])
+      expect(yield* source.calls).toBe(1)
       yield* expectHealthy(bearer, source)
     })
   )

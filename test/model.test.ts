@@ -198,7 +198,6 @@ const runScenario = (steps: ReadonlyArray<ModelSource.Step>, events: ReadonlyArr
     // What the schedule and the storm guard depend on.
     const latencies: Array<number> = []
     let unchanged = 0
-    let refreshAt: number | undefined
     let guardNext = -Infinity
     let rejections = 0
     // The pace from each instant on (invalidations change it; a spend uses the pace of its instant).
@@ -242,13 +241,21 @@ const runScenario = (steps: ReadonlyArray<ModelSource.Step>, events: ReadonlyArr
     }
 
     /** Folds the calls that ended since the last step into the model, and checks the schedule. */
+    // What each ended call expects of the next one: the refresh point after a success, one backoff after a
+    // failure, an immediate restart after an abandonment.
+    type After =
+      | { readonly kind: "success"; readonly end: number; readonly refreshAt: number }
+      | { readonly kind: "failure"; readonly end: number; readonly at: number }
+      | { readonly kind: "abandoned"; readonly end: number }
+      | { readonly kind: "closed" }
+    const after: Array<After> = []
+    let startsChecked = 0
+
     const processCalls = (now: number) => {
       const calls = model.calls
       for (; processed < calls.length && calls[processed].end !== undefined; processed++) {
         const call = calls[processed]
         const end = call.end!
-        if (call.index === 0) spend(call.start)
-        const next = calls[processed + 1]
         let failed: { permanent: boolean } | undefined
         if (call.outcome === "token") {
           const token = { value: call.value!, expiresAt: call.expiresAt! }
@@ -263,7 +270,8 @@ const runScenario = (steps: ReadonlyArray<ModelSource.Step>, events: ReadonlyArr
             latencies.push(end - call.start)
             // The first call's latency counts only until there is a second.
             const lead = latencies.length === 1 ? latencies[0] : Math.max(...latencies.slice(1).slice(-8))
-            refreshAt = end + refreshDelay(token, end, usableUntil(cached), lead, unchanged)
+            const refreshAt = end + refreshDelay(token, end, usableUntil(cached), lead, unchanged)
+            after[call.index] = { kind: "success", end, refreshAt }
           } else failed = { permanent: false }
         } else if (call.outcome === "interrupted") {
           if (call.phase === "advance") {
@@ -274,39 +282,65 @@ const runScenario = (steps: ReadonlyArray<ModelSource.Step>, events: ReadonlyArr
             )
             failed = { permanent: false }
           } else if (call.phase === "fetch") {
-            // A synchronous request abandoned it and started its own at once.
-            check(
-              next !== undefined && next.start === end,
-              `call ${call.index} abandoned without a new attempt`
-            )
-          } else check(call.phase === "close", `call ${call.index} interrupted during ${call.phase}`)
+            // A synchronous request abandoned it and starts its own at once.
+            after[call.index] = { kind: "abandoned", end }
+          } else {
+            check(call.phase === "close", `call ${call.index} interrupted during ${call.phase}`)
+            after[call.index] = { kind: "closed" }
+          }
         } else failed = { permanent: call.outcome === "permanent" }
 
         if (failed !== undefined) {
           failures += 1
           failedAttempts += 1
-          const at = end + backoff(failures, failed.permanent)
-          if (next !== undefined)
-            check(
-              Math.abs(next.start - at) < 1e-6,
-              `after failure ${failures} at ${end} the next call is at ${next.start}, not ${at}`
-            )
-          else
-            check(
-              (closedAt !== undefined && closedAt <= at) || now < at,
-              `the loop stopped after the failure at ${end}`
-            )
-        } else if (call.outcome === "token" && next !== undefined && refreshAt !== undefined) {
-          const asked = triggers.some((at) => end <= at && at <= next.start)
-          const scheduled = Math.abs(next.start - refreshAt) < 1e-6
-          check(
-            scheduled || (asked && next.start < refreshAt),
-            `call at ${next.start} after a success at ${end}: the refresh point is ${refreshAt}` +
-              (asked ? "" : ", and no caller asked")
-          )
-          if (!scheduled) spend(next.start)
+          after[call.index] = { kind: "failure", end, at: end + backoff(failures, failed.permanent) }
         }
-        if (call.outcome === "interrupted" && call.phase === "fetch" && next !== undefined) spend(next.start)
+      }
+
+      // Every call that started: was it the one the previous call's outcome calls for?
+      for (; startsChecked < calls.length; startsChecked++) {
+        const call = calls[startsChecked]
+        if (call.index === 0) {
+          spend(call.start)
+          continue
+        }
+        const before = after[call.index - 1]
+        check(before !== undefined, `call ${call.index} started while call ${call.index - 1} was in flight`)
+        switch (before.kind) {
+          case "failure":
+            check(
+              Math.abs(call.start - before.at) < 1e-6,
+              `after the failure at ${before.end} the next call is at ${call.start}, not ${before.at}`
+            )
+            break
+          case "abandoned":
+            check(call.start === before.end, `call ${call.index - 1} abandoned without a new attempt at once`)
+            spend(call.start)
+            break
+          case "success": {
+            const asked = triggers.some((at) => before.end <= at && at <= call.start)
+            const scheduled = Math.abs(call.start - before.refreshAt) < 1e-6
+            check(
+              scheduled || (asked && call.start < before.refreshAt),
+              `call at ${call.start} after a success at ${before.end}: the refresh point is ${before.refreshAt}` +
+                (asked ? "" : ", and no caller asked")
+            )
+            if (!scheduled) spend(call.start)
+            break
+          }
+          case "closed":
+            fail(`call ${call.index} started after the bearer closed`)
+        }
+      }
+
+      // The last call ended and no other started: the loop must not have missed its instant.
+      const last = calls.at(-1)
+      if (last !== undefined && last.end !== undefined && closedAt === undefined) {
+        const expected = after[last.index]
+        if (expected?.kind === "success")
+          check(now < expected.refreshAt, `the refresh at ${expected.refreshAt} did not start (now ${now})`)
+        if (expected?.kind === "failure")
+          check(now < expected.at, `the loop stopped after the failure at ${expected.end}`)
       }
       if (closedAt !== undefined) {
         const late = model.calls.filter((call) => call.start > closedAt!)
@@ -541,6 +575,6 @@ describe("model check", () => {
     },
     ({ events, steps }) => runScenario(steps, events).pipe(Logger.withMinimumLogLevel(LogLevel.None)),
     // Fixed seed: the same 100 scenarios on every run (about 15 s, most of it in TestClock.adjust).
-    { timeout: 60_000, fastCheck: { numRuns: 30, seed: 20240606 } }
+    { timeout: 180_000, fastCheck: { numRuns: 100, seed: 20240606 } }
   )
 })

@@ -104,10 +104,15 @@ export const hotPath: BenchCase = {
     const [cachedWithTtl] = await runQuiet(Effect.cachedInvalidateWithTTL(source.fetch, "1 hour"))
     await runQuiet(cachedWithTtl)
 
+    // BearerHttpClient's token step for one request: a fresh receiver, then fetchWith its default options.
+    const requestOptions = { timeout: "30 seconds" } as const
+    const perRequest = Effect.flatMap(bearer.receiver, (r) => r.fetchWith(requestOptions))
+
     const tasks: ReadonlyArray<Task> = [
       { name: "floor", program: repeat(perIteration, () => floor), sync: true },
       { name: "bearer.fetch()", program: repeat(perIteration, () => bearer.fetch()), sync: true },
       { name: "receiver.fetch", program: repeat(perIteration, () => receiver.fetch), sync: true },
+      { name: "BearerHttpClient token path", program: repeat(perIteration, () => perRequest), sync: true },
       { name: "Effect.promise(cache.fetch())", program: repeat(perIteration, () => viaPromise), sync: false },
       {
         name: "Effect.cachedInvalidateWithTTL",
@@ -162,6 +167,13 @@ export const hotPath: BenchCase = {
       info("floor: Ref.get + Clock + compare", "ns/op", ns("floor")),
       ratioAtMost("bearer.fetch()", "ns/op", ns("bearer.fetch()"), ns("floor"), 1.25),
       ratioAtMost("receiver.fetch (counts a trial)", "ns/op", ns("receiver.fetch"), ns("floor"), 1.5),
+      ratioAtMost(
+        "BearerHttpClient token path per request (receiver + fetchWith timeout) vs bearer.fetch()",
+        "ns/op",
+        ns("BearerHttpClient token path"),
+        ns("bearer.fetch()"),
+        1.5
+      ),
       info("Effect.promise(JS cache.fetch())", "ns/op", ns("Effect.promise(cache.fetch())"), ns("floor")),
       beats(
         "bearer.fetch() vs Effect.promise baseline",

@@ -47,9 +47,18 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
     }
     const run = (fetch: Effect.Effect<Token.Token, FetchError>): Effect.Effect<Token.Token, FetchError> =>
       Effect.matchEffect(fetch, { onFailure, onSuccess })
+    let lastOptions: FetchOptions | undefined | null = null
+    let lastFetchWith: Effect.Effect<Token.Token, FetchError> = Effect.never
     return Receiver.of({
       fetch: run(host.fetch()),
-      fetchWith: (options) => run(host.fetch(options)),
+      fetchWith: (options) => {
+        // One caller passes the same options object each time (BearerHttpClient does): built once.
+        if (options !== lastOptions) {
+          lastOptions = options
+          lastFetchWith = run(host.fetch(options))
+        }
+        return lastFetchWith
+      },
       canRetry: (_error, options) =>
         Effect.suspend(() => {
           if (trials >= budget(options?.maxRetries, host.maxRetries)) return Effect.succeed(false)

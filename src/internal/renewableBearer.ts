@@ -607,12 +607,31 @@ export const make = (
     }
     const fetchCached: Effect.Effect<Token.Token, FetchError> = Effect.flatMap(getState, checkOf)
 
-    const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
-      options === undefined
-        ? fetchCached
-        : Effect.flatMap(getState, (state) =>
-            Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
-          )
+    // The same for the last options object a caller used (BearerHttpClient passes one constant per client):
+    // its fetch and its step per cached state are built once and reused.
+    let lastOptions: FetchOptions | undefined
+    let lastOptionsState: CacheState | undefined
+    let lastOptionsCheck: Effect.Effect<Token.Token, FetchError> = failStopped
+    let lastOptionsFetch: Effect.Effect<Token.Token, FetchError> = fetchCached
+    const fetchWithOptions = (options: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
+      Effect.flatMap(getState, (state) => {
+        if (options !== lastOptions) return Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
+        if (state !== lastOptionsState) {
+          lastOptionsState = state
+          lastOptionsCheck = Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
+        }
+        return lastOptionsCheck
+      })
+
+    const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> => {
+      if (options === undefined) return fetchCached
+      if (options !== lastOptions) {
+        lastOptions = options
+        lastOptionsState = undefined
+        lastOptionsFetch = fetchWithOptions(options)
+      }
+      return lastOptionsFetch
+    }
 
     const invalidate = (token: Token.Token): Effect.Effect<boolean> =>
       Effect.flatMap(getState, (state) => {

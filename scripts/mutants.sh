@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Proves that the model check and the fault matrix can fail: each deliberate bug below is put into a scratch
+# copy of the core (never into the working tree), then test/model.test.ts and test/faults.test.ts run against
+# it. Every mutant must make at least one of them fail. Usage: scripts/mutants.sh [mutant ...]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+core=src/internal/renewableBearer.ts
+schedule=src/internal/schedule.ts
+
+# name|file|python expression applied to the file's text (s)
+mutants=(
+  "hit-requests-renewal|$core|s.replace('if (now < state.refreshAt) Metrics.cacheHits.unsafeUpdate(1, labels)', 'if (now < state.refreshAt) { Metrics.cacheHits.unsafeUpdate(1, labels); renewalPending = true; signal() }')"
+  "served-inside-margin|$core|s.replace('if (now < state.usableUntil && options?.renewRequired !== true) return serve(state, now)', 'if (now < (state.token === undefined ? state.usableUntil : expiresAtMillis(state.token)) && options?.renewRequired !== true) return serve(state, now)')"
+  "no-guard-for-scheduled|$schedule|s.replace('if (unchanged > 0) delay = Math.max(delay, backoffMillis(options, unchanged, false))', '').replace('Math.max(delay, options.initialRetryMillis * MIN_REFRESH_FRACTION)', 'delay')"
+  "no-guard-for-invalidations|$core|s.replace('guard.rejected(state.receivedAt, clock.unsafeCurrentTimeMillis())', 'bypassGuard = true').replace('let aheadPending = false', 'let aheadPending = false\n    let bypassGuard = false').replace('const wait = guard.waitMillis(now)', 'const wait = bypassGuard ? 0 : guard.waitMillis(now)\n        bypassGuard = false')"
+  "close-leaves-reportError-waiting|$core|s.replace('        nextToken.done(done)\n        nextAttempt.done(done)\n        syncRequest?.waiters.done(done)', '        nextToken.done(done)\n        syncRequest?.waiters.done(done)')"
+)
+
+selected=("$@")
+status=0
+for entry in "${mutants[@]}"; do
+  IFS='|' read -r name file expr <<<"$entry"
+  if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " =~ " $name " ]]; then continue; fi
+  work="$(mktemp -d)"
+  rsync -a --exclude node_modules --exclude .git "$root/" "$work/"
+  ln -s "$root/node_modules" "$work/node_modules"
+  python3 - "$work/$file" "$expr" <<'PY'
+import sys
+path, expr = sys.argv[1], sys.argv[2]
+s = open(path).read()
+t = eval(expr)
+if t == s:
+    sys.exit(f"the mutant does not apply to {path}")
+open(path, "w").write(t)
+PY
+  failed="$(cd "$work" && npx vitest run test/model.test.ts test/faults.test.ts 2>&1 | grep -E '^ +(×|FAIL) ' | sed -E 's/ [0-9]+ms$//' | sort -u || true)"
+  if [ -z "$failed" ]; then
+    echo "SURVIVED $name"
+    status=1
+  else
+    echo "KILLED   $name by:"
+    echo "$failed" | sed 's/^/           /'
+  fi
+  rm -rf "$work"
+done
+exit $status

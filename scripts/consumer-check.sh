@@ -47,7 +47,8 @@ app="$work/app"
 mkdir "$app"
 cd "$app"
 npm init -y >/dev/null
-npm pkg set type=module private=true --json
+npm pkg set type=module
+npm pkg set private=true --json
 # Every `npm install` / `npm i` line of a sh block in README.md and docs/*.md, except the one that installs
 # ioredis (the Redis store's optional peer: the checks below prove the rest works without it).
 commands="$(awk '/^```(sh|bash)$/ { inside = 1; next } /^```/ { inside = 0 } inside && /^npm (install|i) / { print }' \

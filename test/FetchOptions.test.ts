@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, HashMap, Logger, LogLevel, TestClock } from "effect"
+import { Clock, Duration, Effect, Fiber, HashMap, Logger, LogLevel, TestClock } from "effect"
 import { FetchOptions, TestTokenSource } from "effect-renewable-bearer"
 import { setup } from "./utils/bearer.js"
 
@@ -205,6 +205,39 @@ describe("FetchOptions", () => {
         yield* receiver.fetch
         yield* receiver.fetch
         expect(yield* receiver.canRetry(unauthorized, { maxRetries: 100, synchronous: true })).toBe(true)
+      })
+  )
+
+  it.scoped(
+    "20 workers sending requests with a retry budget of 10^15 from metadata to an API answering 401 to every request: about one source call per initialRetryTimeout over 10 simulated seconds",
+    () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(
+          Array.from({ length: 20_000 }, (_, i) =>
+            TestTokenSource.token(`t${i + 1}`, { expiresIn: "1 hour" })
+          )
+        )
+        const unauthorized = { status: 401 }
+        let requests = 0
+        const request = Effect.gen(function* () {
+          const options = yield* FetchOptions.fromMetadata({ max_fetch_token_retries: String(10 ** 15) })
+          const receiver = yield* bearer.receiver
+          requests += 1
+          do yield* receiver.fetchWith(options)
+          while (yield* receiver.canRetry(unauthorized, options))
+        })
+        // Each worker sends one request after another for 10 simulated seconds (bounded, so that a bearer
+        // without a guard ends the test with a count instead of hanging it).
+        const worker = Effect.gen(function* () {
+          while ((yield* Clock.currentTimeMillis) < 10_000 && requests < 2_000) yield* request
+        })
+        const workers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(worker))
+        for (let i = 0; i < 100; i++) yield* TestClock.adjust("100 millis")
+        yield* Effect.forEach(workers, Fiber.interrupt)
+        const calls = yield* source.calls
+        // initialRetryTimeout is 1 second: the first token, about one renewal a second, a small burst.
+        expect(calls).toBeLessThanOrEqual(1 + 10 + 3)
+        expect(requests).toBeGreaterThan(20)
       })
   )
 })

@@ -54,4 +54,11 @@ for spec in "${versions[@]}"; do
 done
 node -e 'if (!require("effect/package.json").version.startsWith("3.")) throw new Error("not Effect 3")'
 npx tsc -p tsconfig.json --noEmit
-npx vitest run "$@"
+# Without arguments: the same two phases as npm test (the store tests that start real processes run on their own,
+# one file at a time, so the machine's load from the other files cannot starve them).
+if [ "$#" -gt 0 ]; then
+  npx vitest run "$@"
+else
+  npm run test:unit
+  npm run test:processes
+fi

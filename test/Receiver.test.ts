@@ -6,7 +6,7 @@ import { settle, setup } from "./utils/bearer.js"
 const t = TestTokenSource.token
 const unauthorized = { status: 401 }
 
-describe("Receiver (point 6)", () => {
+describe("Receiver", () => {
   it.scoped("counts trials and remembers the latest token", () =>
     Effect.gen(function* () {
       const { bearer } = yield* setup([t("t1", { expiresIn: "1 hour" })])

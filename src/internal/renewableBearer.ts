@@ -595,40 +595,29 @@ export const make = (
     // The hot path: one Ref read, one clock read, one comparison, a counter, and a prebuilt effect. It is a
     // constant chain that allocates nothing: the step after the Ref read is built once per cached state (so
     // once per token) and remembered; it reads the caller's `Clock` from its fiber as `Effect.clockWith` does,
-    // after the Ref, so the comparison is always against the current instant.
-    let checkedState: CacheState | undefined
-    let check: Effect.Effect<Token.Token, FetchError> = failStopped
-    const checkOf = (state: CacheState): Effect.Effect<Token.Token, FetchError> => {
-      if (state !== checkedState) {
-        checkedState = state
-        check = Effect.withFiberRuntime((fiber) => decide(fiber, state, undefined))
-      }
-      return check
-    }
-    const fetchCached: Effect.Effect<Token.Token, FetchError> = Effect.flatMap(getState, checkOf)
-
-    // The same for the last options object a caller used (BearerHttpClient passes one constant per client):
-    // its fetch and its step per cached state are built once and reused.
-    let lastOptions: FetchOptions | undefined
-    let lastOptionsState: CacheState | undefined
-    let lastOptionsCheck: Effect.Effect<Token.Token, FetchError> = failStopped
-    let lastOptionsFetch: Effect.Effect<Token.Token, FetchError> = fetchCached
-    const fetchWithOptions = (options: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
-      Effect.flatMap(getState, (state) => {
-        if (options !== lastOptions) return Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
-        if (state !== lastOptionsState) {
-          lastOptionsState = state
-          lastOptionsCheck = Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
+    // after the Ref, so the comparison is always against the current instant. Each fetch effect remembers its
+    // own step, so one built for an options object stays right however the options of later calls change.
+    const memoizedFetch = (options: FetchOptions | undefined): Effect.Effect<Token.Token, FetchError> => {
+      let checkedState: CacheState | undefined
+      let check: Effect.Effect<Token.Token, FetchError> = failStopped
+      return Effect.flatMap(getState, (state) => {
+        if (state !== checkedState) {
+          checkedState = state
+          check = Effect.withFiberRuntime((fiber) => decide(fiber, state, options))
         }
-        return lastOptionsCheck
+        return check
       })
+    }
+    const fetchCached = memoizedFetch(undefined)
 
+    // The last options object a caller used (BearerHttpClient passes one constant per client) keeps its fetch.
+    let lastOptions: FetchOptions | undefined
+    let lastOptionsFetch: Effect.Effect<Token.Token, FetchError> = fetchCached
     const fetch = (options?: FetchOptions): Effect.Effect<Token.Token, FetchError> => {
       if (options === undefined) return fetchCached
       if (options !== lastOptions) {
         lastOptions = options
-        lastOptionsState = undefined
-        lastOptionsFetch = fetchWithOptions(options)
+        lastOptionsFetch = memoizedFetch(options)
       }
       return lastOptionsFetch
     }

@@ -1,7 +1,9 @@
 /**
- * What the demo prints: the timeline lines, the per-second heartbeat with its progress bar, and the summary
- * table. Plain text, with colour only on a terminal (and never when `NO_COLOR` is set).
+ * What the demo prints: the timeline lines (the bearer's warnings among them), the per-second heartbeat with
+ * its progress bar, and the summary table. Plain text, with colour only on a terminal (and never when
+ * `NO_COLOR` is set).
  */
+import { HashMap, Logger, LogLevel, Option } from "effect"
 import type { Writable } from "node:stream"
 
 export interface Printer {
@@ -37,6 +39,19 @@ export const makePrinter = (stream: Writable & { readonly isTTY?: boolean }): Pr
   }
 }
 
+/** The run's printer and clock: a timeline line is stamped with the time since `start`. */
+export interface Timeline {
+  readonly out: Printer
+  readonly start: number
+  readonly elapsed: () => number
+  readonly line: (text: string) => void
+}
+
+export const makeTimeline = (out: Printer, start: number): Timeline => {
+  const elapsed = () => Date.now() - start
+  return { out, start, elapsed, line: (text) => out.line(elapsed(), text) }
+}
+
 export const int = (n: number): string => Math.round(n).toLocaleString("en-US")
 
 export const seconds = (millis: number, digits = 1): string => `${(millis / 1000).toFixed(digits)} s`
@@ -64,4 +79,32 @@ export const table = (rows: ReadonlyArray<readonly [string, string]>): Array<str
     ...rows.map(([k, v]) => `│ ${k.padEnd(left)} │ ${v.padStart(right)} │`),
     bar("└", "┴", "┘")
   ]
+}
+
+/**
+ * The bearer's warnings (a failed refresh, with its backoff) become timeline lines; everything else the
+ * libraries log is left out of the timeline. Log lines never carry a token.
+ */
+export const timelineLogger = (start: number, json: boolean) => {
+  const out = makePrinter(json ? process.stderr : process.stdout)
+  return Logger.make(({ annotations, logLevel, message }) => {
+    if (LogLevel.lessThan(logLevel, LogLevel.Warning)) return
+    const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
+    const get = (key: string) => Option.getOrUndefined(HashMap.get(annotations, key))
+    const reason = get("bearer.reason")
+    const retryIn = Number(get("bearer.retryInMillis"))
+    if (reason !== undefined && Number.isFinite(retryIn)) {
+      const why =
+        reason === "SourceTimeout"
+          ? "no answer within the 1 s request timeout, the request is abandoned"
+          : (/answered (\d+)/.exec(text)?.[0]?.replace("answered", "the token endpoint answered") ??
+            String(reason))
+      out.line(
+        Date.now() - start,
+        `${out.color.red("✖ refresh failed")}: ${why} · consecutive failures: ${String(get("bearer.consecutiveFailures"))} · next attempt in ${seconds(retryIn, 2)}`
+      )
+      return
+    }
+    out.line(Date.now() - start, out.color.yellow(`⚠ ${text}`))
+  })
 }

@@ -41,8 +41,6 @@
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type { FetchError } from "./Errors.js"
@@ -51,6 +49,7 @@ import * as internal from "./internal/bearerHttpClient.js"
 import type * as KeyedBearer from "./KeyedBearer.js"
 import type * as Context from "effect/Context"
 import type { RenewableBearer, Service as BearerService } from "./RenewableBearer.js"
+import type { UnauthorizedError } from "./internal/errors.js"
 
 /**
  * Options of the authorized client.
@@ -69,48 +68,18 @@ export interface Options {
   readonly fetchOptions?: FetchOptions | undefined
 }
 
-/**
- * The request was still `401 Unauthorized` when the retry budget was spent (or its body could not be
- * replayed). `request` is the request as the caller made it, without the `Authorization` header. `response`
- * is the last `401`, whose body the caller may still read (not enumerable); its `request` is the caller's
- * too, so no rendering of the error shows the token.
- *
- * @since 0.1.0
- * @category errors
- */
-export class UnauthorizedError extends Data.TaggedError("UnauthorizedError")<{
-  readonly request: HttpClientRequest.HttpClientRequest
-  /** How many times the request was sent. */
-  readonly attempts: number
-  /** Whether the request's body could have been sent again. */
-  readonly replayable: boolean
-}> {
+export {
   /**
-   * The last `401` response.
+   * The request was still `401 Unauthorized` when the retry budget was spent (or its body could not be
+   * replayed). `request` is the request as the caller made it, without the `Authorization` header. `response`
+   * is the last `401`, whose body the caller may still read (not enumerable); its `request` is the caller's
+   * too, so no rendering of the error shows the token.
    *
    * @since 0.1.0
+   * @category errors
    */
-  declare readonly response: HttpClientResponse.HttpClientResponse
-
-  constructor(props: {
-    readonly request: HttpClientRequest.HttpClientRequest
-    readonly response: HttpClientResponse.HttpClientResponse
-    readonly attempts: number
-    readonly replayable: boolean
-  }) {
-    super({ request: props.request, attempts: props.attempts, replayable: props.replayable })
-    Object.defineProperty(this, "response", { value: props.response, enumerable: false })
-  }
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const times = this.attempts === 1 ? "1 attempt" : `${this.attempts} attempts`
-    const why = this.replayable ? "" : " (its body cannot be replayed)"
-    return `${this.request.method} ${this.request.url} was answered 401 Unauthorized after ${times}${why}`
-  }
-}
+  UnauthorizedError
+} from "./internal/errors.js"
 
 /**
  * Authorizes a client with the given bearer. Fails with `UnauthorizedError` instead of returning a `401`

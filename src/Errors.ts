@@ -5,68 +5,44 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
-import type * as Duration from "effect/Duration"
-import * as Predicate from "effect/Predicate"
+import type { RenewalError, StoppedError } from "./internal/errors.js"
 
-/**
- * @since 0.1.0
- * @category type ids
- */
-export const TypeId: unique symbol = Symbol.for("effect-renewable-bearer/Errors")
-
-/**
- * @since 0.1.0
- * @category type ids
- */
-export type TypeId = typeof TypeId
-
-/**
- * One attempt of a `TokenSource` failed. `retryable: false` marks a permanent failure (a revoked client,
- * a wrong secret): the bearer then waits the longest backoff before it tries again instead of hammering the
- * identity provider. `status` and `code` carry the HTTP status and the OAuth error code where there is one.
- * `retryAfter` is how long the source asked to be left alone (an HTTP `Retry-After` on a 429 or 503): the
- * bearer's next attempt waits at least that long, and at most its `maxRetryTimeout`.
- *
- * @example
- * ```ts
- * import { Duration } from "effect"
- * import { TokenSourceError } from "effect-renewable-bearer/Errors"
- *
- * const error = new TokenSourceError({ message: "token endpoint answered 503", retryable: true, status: 503 })
- * const slowDown = new TokenSourceError({
- *   message: "token endpoint answered 429",
- *   status: 429,
- *   retryAfter: Duration.seconds(120)
- * })
- * ```
- *
- * @since 0.1.0
- * @category errors
- */
-export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
-  readonly message: string
-  readonly retryable?: boolean | undefined
-  readonly status?: number | undefined
-  readonly code?: string | undefined
-  /** The least wait the source asked for before the next attempt (a `Retry-After`). */
-  readonly retryAfter?: Duration.DurationInput | undefined
-  readonly cause?: unknown
-}> {
+export {
   /**
-   * @since 0.1.0
-   */
-  readonly [TypeId]: TypeId = TypeId
-
-  /**
-   * Whether the bearer should retry on its normal backoff (the default) or treat the failure as permanent.
+   * The symbol every error of this module carries (a value and its type).
    *
    * @since 0.1.0
+   * @category type ids
    */
-  get isRetryable(): boolean {
-    return this.retryable !== false
-  }
-}
+  TypeId
+} from "./internal/errors.js"
+
+export {
+  /**
+   * One attempt of a `TokenSource` failed. `retryable: false` marks a permanent failure (a revoked client,
+   * a wrong secret): the bearer then waits the longest backoff before it tries again instead of hammering the
+   * identity provider. `status` and `code` carry the HTTP status and the OAuth error code where there is one.
+   * `retryAfter` is how long the source asked to be left alone (an HTTP `Retry-After` on a 429 or 503): the
+   * bearer's next attempt waits at least that long, and at most its `maxRetryTimeout`.
+   *
+   * @example
+   * ```ts
+   * import { Duration } from "effect"
+   * import { TokenSourceError } from "effect-renewable-bearer/Errors"
+   *
+   * const error = new TokenSourceError({ message: "token endpoint answered 503", retryable: true, status: 503 })
+   * const slowDown = new TokenSourceError({
+   *   message: "token endpoint answered 429",
+   *   status: 429,
+   *   retryAfter: Duration.seconds(120)
+   * })
+   * ```
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  TokenSourceError
+} from "./internal/errors.js"
 
 /**
  * Why a renewal failed:
@@ -86,86 +62,38 @@ export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
 export type RenewalErrorReason =
   "SourceError" | "SourceTimeout" | "SourceDefect" | "InvalidToken" | "Timeout" | "InvalidOptions"
 
-/**
- * A token could not be had: the attempt failed, or the caller's wait ran out. The `cause` is the
- * underlying failure (for `Timeout`: the cause of the last failed attempt, if there was one).
- *
- * @since 0.1.0
- * @category errors
- */
-export class RenewalError extends Data.TaggedError("RenewalError")<{
-  readonly reason: RenewalErrorReason
-  readonly detail?: string | undefined
-  readonly cause?: unknown
-}> {
+export {
   /**
+   * A token could not be had: the attempt failed, or the caller's wait ran out. The `cause` is the
+   * underlying failure (for `Timeout`: the cause of the last failed attempt, if there was one).
+   *
    * @since 0.1.0
+   * @category errors
    */
-  readonly [TypeId]: TypeId = TypeId
+  RenewalError
+} from "./internal/errors.js"
 
+export {
   /**
+   * The bearer's scope is closed: no token will ever be fetched again.
+   *
    * @since 0.1.0
+   * @category errors
    */
-  override get message(): string {
-    const base = renewalMessages[this.reason]
-    return this.detail === undefined ? base : `${base}: ${this.detail}`
-  }
-}
+  StoppedError
+} from "./internal/errors.js"
 
-const renewalMessages: Record<RenewalErrorReason, string> = {
-  SourceError: "Token renewal failed: the token source returned an error",
-  SourceTimeout: "Token renewal failed: the token source did not answer in time",
-  SourceDefect: "Token renewal failed: the token source died with a defect",
-  InvalidToken: "Token renewal failed: the token source returned an unusable token",
-  Timeout: "Timed out waiting for a token",
-  InvalidOptions: "Invalid fetch options"
-}
-
-/**
- * The bearer's scope is closed: no token will ever be fetched again.
- *
- * @since 0.1.0
- * @category errors
- */
-export class StoppedError extends Data.TaggedError("StoppedError")<{}> {
+export {
   /**
+   * An option given to `RenewableBearer.layer` (or read by `layerConfig`), or to a token source such as
+   * `FileTokenSource`, is out of range or of the wrong type. `module` names the module whose option it is
+   * (absent: `RenewableBearer`).
+   *
    * @since 0.1.0
+   * @category errors
    */
-  readonly [TypeId]: TypeId = TypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return "Renewal is stopped."
-  }
-}
-
-/**
- * An option given to `RenewableBearer.layer` (or read by `layerConfig`), or to a token source such as
- * `FileTokenSource`, is out of range or of the wrong type. `module` names the module whose option it is
- * (absent: `RenewableBearer`).
- *
- * @since 0.1.0
- * @category errors
- */
-export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
-  readonly option: string
-  readonly detail: string
-  readonly module?: string | undefined
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TypeId]: TypeId = TypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Invalid ${this.module ?? "RenewableBearer"} option "${this.option}": ${this.detail}`
-  }
-}
+  InvalidOptionsError
+} from "./internal/errors.js"
 
 /**
  * The error channel of every fetch.
@@ -175,24 +103,29 @@ export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")
  */
 export type FetchError = RenewalError | StoppedError
 
-/**
- * @since 0.1.0
- * @category refinements
- */
-export const isRenewalError = (u: unknown): u is RenewalError => Predicate.isTagged(u, "RenewalError")
+export {
+  /**
+   * @since 0.1.0
+   * @category refinements
+   */
+  isRenewalError
+} from "./internal/errors.js"
 
-/**
- * @since 0.1.0
- * @category refinements
- */
-export const isStoppedError = (u: unknown): u is StoppedError => Predicate.isTagged(u, "StoppedError")
+export {
+  /**
+   * @since 0.1.0
+   * @category refinements
+   */
+  isStoppedError
+} from "./internal/errors.js"
 
-/**
- * @since 0.1.0
- * @category refinements
- */
-export const isTokenSourceError = (u: unknown): u is TokenSourceError =>
-  Predicate.isTagged(u, "TokenSourceError")
+export {
+  /**
+   * @since 0.1.0
+   * @category refinements
+   */
+  isTokenSourceError
+} from "./internal/errors.js"
 
 /**
  * Why a private key could not be used:
@@ -209,49 +142,25 @@ export const isTokenSourceError = (u: unknown): u is TokenSourceError =>
  */
 export type KeyErrorReason = "NotFound" | "Unreadable" | "Malformed" | "WrongKeyType" | "UnsupportedAlgorithm"
 
-/**
- * A private key (or a key file) could not be read or imported. Raised when a layer is built, never during a
- * fetch. Neither the message nor any field ever holds the key material: `source` names the file (or
- * `"options"` for a key given inline) and `detail` says what is wrong with it.
- *
- * @example
- * ```ts
- * import { KeyError } from "effect-renewable-bearer/Errors"
- *
- * const error = new KeyError({ reason: "UnsupportedAlgorithm", source: "credentials.json", detail: "HS999" })
- * console.log(error.message) // Key credentials.json: unsupported algorithm: HS999
- * ```
- *
- * @since 0.2.0
- * @category errors
- */
-export class KeyError extends Data.TaggedError("KeyError")<{
-  readonly reason: KeyErrorReason
-  /** The key file's path, or `"options"` for a key given inline. */
-  readonly source: string
-  readonly detail: string
-  readonly cause?: unknown
-}> {
+export {
   /**
+   * A private key (or a key file) could not be read or imported. Raised when a layer is built, never during a
+   * fetch. Neither the message nor any field ever holds the key material: `source` names the file (or
+   * `"options"` for a key given inline) and `detail` says what is wrong with it.
+   *
+   * @example
+   * ```ts
+   * import { KeyError } from "effect-renewable-bearer/Errors"
+   *
+   * const error = new KeyError({ reason: "UnsupportedAlgorithm", source: "credentials.json", detail: "HS999" })
+   * console.log(error.message) // Key credentials.json: unsupported algorithm: HS999
+   * ```
+   *
    * @since 0.2.0
+   * @category errors
    */
-  readonly [TypeId]: TypeId = TypeId
-
-  /**
-   * @since 0.2.0
-   */
-  override get message(): string {
-    return `Key ${this.source}: ${keyMessages[this.reason]}: ${this.detail}`
-  }
-}
-
-const keyMessages: Record<KeyErrorReason, string> = {
-  NotFound: "the file does not exist",
-  Unreadable: "the file cannot be read",
-  Malformed: "malformed key file",
-  WrongKeyType: "wrong key type",
-  UnsupportedAlgorithm: "unsupported algorithm"
-}
+  KeyError
+} from "./internal/errors.js"
 
 /**
  * Why discovery failed:
@@ -270,40 +179,29 @@ const keyMessages: Record<KeyErrorReason, string> = {
 export type DiscoveryErrorReason =
   "Unreachable" | "Timeout" | "InvalidDocument" | "IssuerMismatch" | "UnsupportedAuthMethod"
 
-/**
- * The authorization server's metadata (RFC 8414 or OpenID Connect discovery) could not be used to build a
- * source. Raised when the layer is built.
- *
- * @since 0.2.0
- * @category errors
- */
-export class DiscoveryError extends Data.TaggedError("DiscoveryError")<{
-  readonly reason: DiscoveryErrorReason
-  readonly issuer: string
-  readonly detail: string
-  readonly cause?: unknown
-}> {
+export {
+  /**
+   * The authorization server's metadata (RFC 8414 or OpenID Connect discovery) could not be used to build a
+   * source. Raised when the layer is built.
+   *
+   * @since 0.2.0
+   * @category errors
+   */
+  DiscoveryError
+} from "./internal/errors.js"
+
+export {
   /**
    * @since 0.2.0
+   * @category refinements
    */
-  readonly [TypeId]: TypeId = TypeId
+  isKeyError
+} from "./internal/errors.js"
 
+export {
   /**
    * @since 0.2.0
+   * @category refinements
    */
-  override get message(): string {
-    return `Discovery of ${this.issuer} failed (${this.reason}): ${this.detail}`
-  }
-}
-
-/**
- * @since 0.2.0
- * @category refinements
- */
-export const isKeyError = (u: unknown): u is KeyError => Predicate.isTagged(u, "KeyError")
-
-/**
- * @since 0.2.0
- * @category refinements
- */
-export const isDiscoveryError = (u: unknown): u is DiscoveryError => Predicate.isTagged(u, "DiscoveryError")
+  isDiscoveryError
+} from "./internal/errors.js"

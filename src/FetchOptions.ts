@@ -5,6 +5,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as options from "./internal/options.js"
 
 /**
  * How one fetch behaves when the cached token must be renewed (it is missing, invalidated, expired, or
@@ -77,7 +78,7 @@ export const OPTION_MAX_RETRIES = "max_fetch_token_retries"
  * @since 0.1.0
  * @category constants
  */
-export const VeryLongTimeout: Duration.Duration = Duration.days(365 * 10)
+export const VeryLongTimeout: Duration.Duration = options.VeryLongTimeout
 
 /**
  * The largest retry budget a fetch may ask for (`maxRetries`, or the metadata key `max_fetch_token_retries`),
@@ -88,7 +89,7 @@ export const VeryLongTimeout: Duration.Duration = Duration.days(365 * 10)
  * @since 0.1.0
  * @category constants
  */
-export const MAX_RETRIES_LIMIT = 100
+export const MAX_RETRIES_LIMIT: 100 = options.MAX_RETRIES_LIMIT
 
 /** Plain decimal numbers only: no sign, exponent, hexadecimal, binary, octal or surrounding whitespace. */
 const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/

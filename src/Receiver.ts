@@ -12,34 +12,18 @@ import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/receiver.js"
 import type { RenewableBearer, Service as BearerService } from "./RenewableBearer.js"
 import type * as Token from "./Token.js"
+import { Receiver } from "./internal/tags.js"
 
-/**
- * The receiver service: one per request. Make one with `RenewableBearer.receiver`, or give a whole effect a
- * fresh one with `Receiver.provideFresh`.
- *
- * @since 0.1.0
- * @category tags
- */
-export class Receiver extends Context.Tag("effect-renewable-bearer/Receiver")<
-  Receiver,
-  {
-    /** Counts an attempt, then fetches from the bearer. */
-    readonly fetch: Effect.Effect<Token.Token, FetchError>
-    /** Counts an attempt, then fetches from the bearer with these options. */
-    readonly fetchWith: (options: FetchOptions) => Effect.Effect<Token.Token, FetchError>
-    /**
-     * Whether the request that failed with `error` may try again: `false` once the attempts reach the retry
-     * budget (`maxRetries`, or the option of that name); otherwise `true`, and, unless the request is
-     * `synchronous`, the last token this receiver got is invalidated if it is still the cached one (so many
-     * concurrent 401s for one token cause one renewal).
-     */
-    readonly canRetry: (error: unknown, options?: FetchOptions) => Effect.Effect<boolean>
-    /** How many attempts this receiver has counted. */
-    readonly trials: Effect.Effect<number>
-    /** The last token this receiver got. */
-    readonly latest: Effect.Effect<Option.Option<Token.Token>>
-  }
->() {}
+export {
+  /**
+   * The receiver service: one per request. Make one with `RenewableBearer.receiver`, or give a whole effect a
+   * fresh one with `Receiver.provideFresh`.
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  Receiver
+} from "./internal/tags.js"
 
 /**
  * Counts an attempt and fetches a token, with the `Receiver` in context.

@@ -29,51 +29,21 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
-import type { FetchError, InvalidOptionsError, RenewalError } from "./Errors.js"
-import * as startup from "./internal/awaitFirstToken.js"
-import type { FetchOptions } from "./FetchOptions.js"
-import * as internal from "./internal/renewableBearer.js"
-import type { Receiver } from "./Receiver.js"
-import type * as Token from "./Token.js"
-import { TokenSource } from "./TokenSource.js"
+import type { InvalidOptionsError, RenewalError } from "./Errors.js"
+import * as internal from "./internal/build.js"
+import type { TokenSource } from "./TokenSource.js"
+import { RenewableBearer } from "./internal/tags.js"
 
-/**
- * The renewable bearer service.
- *
- * @since 0.1.0
- * @category tags
- */
-export class RenewableBearer extends Context.Tag("effect-renewable-bearer/RenewableBearer")<
-  RenewableBearer,
-  {
-    /**
-     * The cached token if it is fresh (no waiting, no timer); otherwise renews as the options say (see
-     * `FetchOptions`). Fails with `RenewalError` or, once the bearer's scope is closed, `StoppedError`.
-     */
-    readonly fetch: (options?: FetchOptions) => Effect.Effect<Token.Token, FetchError>
-    /** Makes a fresh per-request `Receiver`. */
-    readonly receiver: Effect.Effect<Receiver["Type"]>
-    /**
-     * Wakes the background fiber to renew now. With `invalidate: true` the cached token is no longer handed
-     * out. A no-op once stopped. During a backoff after a failure, the backoff still runs to its end.
-     */
-    readonly requestRenewal: (options?: { readonly invalidate?: boolean | undefined }) => Effect.Effect<void>
-    /**
-     * Invalidates `token` and requests a renewal, but only if `token` is still the cached token and not
-     * already invalidated; returns whether it acted.
-     */
-    readonly invalidate: (token: Token.Token) => Effect.Effect<boolean>
-    /** Whether a fetch would have to wait: no usable token is cached, or a renewal was requested. */
-    readonly isRenewalRequired: Effect.Effect<boolean>
-    /** The token a fetch would return now without waiting, if there is one. */
-    readonly current: Effect.Effect<Option.Option<Token.Token>>
-    /** Each new token, starting with the one cached now (if any); ends when the bearer stops. */
-    readonly changes: Stream.Stream<Token.Token>
-  }
->() {}
+export {
+  /**
+   * The renewable bearer service.
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  RenewableBearer
+} from "./internal/tags.js"
 
 /**
  * The bearer's interface: what `RenewableBearer`, and every named bearer declared with `Tag`, hands out.
@@ -151,14 +121,9 @@ export type BuildError = InvalidOptionsError | RenewalError
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
+export const make: (
   options?: Options
-): Effect.Effect<RenewableBearer["Type"], BuildError, TokenSource | Scope.Scope> =>
-  Effect.flatMap(startup.resolveAwaitFirstToken(options), (awaitMillis) =>
-    awaitMillis === undefined
-      ? internal.make(options)
-      : Effect.tap(internal.make(options), (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
-  )
+) => Effect.Effect<RenewableBearer["Type"], BuildError, TokenSource | Scope.Scope> = internal.make
 
 /**
  * The bearer as a layer. Fails to build with `InvalidOptionsError` for options out of range and, with
@@ -277,20 +242,7 @@ export const makeWith: {
     defaultName?: string
   ): Effect.Effect<Service, BuildError | E, R | Scope.Scope>
   (options?: Options, defaultName?: string): Effect.Effect<Service, BuildError, TokenSource | Scope.Scope>
-} = <E, R>(
-  options?: NamedOptions<E, R>,
-  defaultName?: string
-): Effect.Effect<Service, BuildError | E, R | TokenSource | Scope.Scope> => {
-  const { source, ...rest } = options ?? {}
-  const bearerOptions: Options = { ...rest, name: rest.name ?? defaultName }
-  if (source === undefined) return make(bearerOptions)
-  const sourceEffect: Effect.Effect<TokenSource["Type"], E, R> = Effect.isEffect(source)
-    ? source
-    : Effect.succeed(source)
-  return Effect.flatMap(sourceEffect, (service) =>
-    Effect.provideService(make(bearerOptions), TokenSource, service)
-  )
-}
+} = internal.makeWith
 
 /**
  * The layer of a named bearer declared with `Tag`: its own source (given here, or the `TokenSource` in

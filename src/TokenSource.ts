@@ -4,25 +4,22 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { isTokenSourceError, TokenSourceError } from "./Errors.js"
 import type * as Token from "./Token.js"
+import { TokenSource } from "./internal/tags.js"
 
-/**
- * The token source service: `fetch` is one attempt to get a token. It may be slow, fail, or hang: the bearer
- * bounds it with `refreshRequestTimeout` and interrupts it, so it should be interruptible.
- *
- * @since 0.1.0
- * @category tags
- */
-export class TokenSource extends Context.Tag("effect-renewable-bearer/TokenSource")<
-  TokenSource,
-  {
-    readonly fetch: Effect.Effect<Token.Token, TokenSourceError>
-  }
->() {}
+export {
+  /**
+   * The token source service: `fetch` is one attempt to get a token. It may be slow, fail, or hang: the bearer
+   * bounds it with `refreshRequestTimeout` and interrupts it, so it should be interruptible.
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  TokenSource
+} from "./internal/tags.js"
 
 /**
  * A source that always returns the same token.

@@ -21,15 +21,14 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
 import * as internal from "./internal/tokenStore.js"
 import type * as Token from "./Token.js"
 import type { TokenSource } from "./TokenSource.js"
+import { TokenStore } from "./internal/tags.js"
+import type { TokenStoreError } from "./internal/errors.js"
 
 /**
  * A token as a store holds it: the token and the instant (epoch millis, by the writer's clock) it was
@@ -65,57 +64,29 @@ export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
 export type TokenStoreErrorReason =
   "Unavailable" | "Timeout" | "Failure" | "InvalidOptions" | "Untrusted" | "TooLarge" | "Unauthenticated"
 
-/**
- * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).
- * A record that cannot be decoded or decrypted is not an error: it reads as absent. The bearer never fails a
- * request because of this error: it logs a warning and calls its source itself.
- *
- * @since 0.1.0
- * @category errors
- */
-export class TokenStoreError extends Data.TaggedError("TokenStoreError")<{
-  readonly operation: TokenStoreOperation
-  readonly reason: TokenStoreErrorReason
-  readonly detail?: string | undefined
-  readonly cause?: unknown
-}> {
+export {
   /**
+   * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).
+   * A record that cannot be decoded or decrypted is not an error: it reads as absent. The bearer never fails a
+   * request because of this error: it logs a warning and calls its source itself.
+   *
    * @since 0.1.0
+   * @category errors
    */
-  override get message(): string {
-    const base = `Token store ${this.operation} failed (${this.reason})`
-    return this.detail === undefined ? base : `${base}: ${this.detail}`
-  }
-}
+  TokenStoreError
+} from "./internal/errors.js"
 
-/**
- * The store service. A key names a source's configuration (say, the token URL and client id), never a
- * secret. Every operation may fail with `TokenStoreError`; locks expire by themselves, so a dead holder never
- * blocks anyone for longer than the lock's `ttl`.
- *
- * @since 0.1.0
- * @category tags
- */
-export class TokenStore extends Context.Tag("effect-renewable-bearer/TokenStore")<
-  TokenStore,
-  {
-    /** The token stored under `key`; `None` when there is none, or it cannot be decoded or decrypted. */
-    readonly get: (key: string) => Effect.Effect<Option.Option<StoredToken>, TokenStoreError>
-    /** Replaces the token stored under `key`, atomically: a reader sees the old record or the new one. */
-    readonly put: (key: string, stored: StoredToken) => Effect.Effect<void, TokenStoreError>
-    /**
-     * Takes the refresh lock of `key` for `owner` until `ttl` has passed; `false` while an unexpired lock is
-     * held, whoever holds it (the same `owner` included: a lock is never granted twice).
-     */
-    readonly tryLock: (
-      key: string,
-      owner: string,
-      ttl: Duration.Duration
-    ) => Effect.Effect<boolean, TokenStoreError>
-    /** Releases the refresh lock of `key` if `owner` still holds it; otherwise does nothing. */
-    readonly unlock: (key: string, owner: string) => Effect.Effect<void, TokenStoreError>
-  }
->() {}
+export {
+  /**
+   * The store service. A key names a source's configuration (say, the token URL and client id), never a
+   * secret. Every operation may fail with `TokenStoreError`; locks expire by themselves, so a dead holder never
+   * blocks anyone for longer than the lock's `ttl`.
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  TokenStore
+} from "./internal/tags.js"
 
 /**
  * How a source shares its tokens through a store. The bearer derives every timing from its own options (see

@@ -4,9 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as jose from "jose"
 import type { Algorithm, HmacAlgorithm, Options, PrivateKey } from "../JwtAssertion.js"
-import * as Token from "../Token.js"
-import { TokenSource } from "../TokenSource.js"
-import { InvalidOptionsError, KeyError, TokenSourceError } from "../Errors.js"
+import { InvalidOptionsError, KeyError, TokenSourceError } from "./errors.js"
+import { TokenSource } from "./tags.js"
+import { make as makeToken } from "./token.js"
 
 /** The asymmetric algorithms a private key may sign with. @internal */
 export const privateKeyAlgorithms: ReadonlyArray<Algorithm> = [
@@ -258,7 +258,7 @@ export const makeSource = (
     }
     return TokenSource.of({
       fetch: Effect.map(sign(key, claims), (assertion) =>
-        Token.make(assertion.jwt, { expiresAt: assertion.expiresAt })
+        makeToken(assertion.jwt, { expiresAt: assertion.expiresAt })
       )
     })
   })

@@ -1,6 +1,6 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { InvalidOptionsError, isTokenSourceError, RenewalError } from "../Errors.js"
+import { InvalidOptionsError, isTokenSourceError, RenewalError } from "./errors.js"
 import type { Options, Service } from "../RenewableBearer.js"
 import { decodeMillis } from "./options.js"
 

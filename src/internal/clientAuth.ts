@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Encoding from "effect/Encoding"
 import * as Redacted from "effect/Redacted"
-import { DiscoveryError, InvalidOptionsError, type KeyError, type TokenSourceError } from "../Errors.js"
+import { DiscoveryError, InvalidOptionsError, type KeyError, type TokenSourceError } from "./errors.js"
 import type { PrivateKey } from "../JwtAssertion.js"
 import type { ClientAuthMethod } from "../OAuth2TokenSource.js"
 import * as assertion from "./assertion.js"

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { KeyError } from "../Errors.js"
+import { KeyError } from "./errors.js"
 import type { GoogleServiceAccountKey, NebiusCredentials } from "../ServiceAccountKey.js"
 import { isPrivateKeyAlgorithm, privateKeyAlgorithms } from "./assertion.js"
 

@@ -7,13 +7,15 @@ import * as Fiber from "effect/Fiber"
 import * as MutableHashMap from "effect/MutableHashMap"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { type FetchError, InvalidOptionsError, RenewalError, StoppedError } from "../Errors.js"
+import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
 import type * as KeyedBearer from "../KeyedBearer.js"
-import * as RenewableBearer from "../RenewableBearer.js"
+import type * as RenewableBearer from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
-import { TokenStore } from "../TokenStore.js"
+import { makeWith } from "./build.js"
+import { InvalidOptionsError, RenewalError, StoppedError } from "./errors.js"
 import { decodeMillis, resolve } from "./options.js"
+import { TokenStore } from "./tags.js"
 import * as Waiters from "./waiters.js"
 
 /*
@@ -111,7 +113,7 @@ export const make = <K, E = never, R = never>(
           (cause) =>
             new RenewalError({ reason: "SourceError", detail: `the source of key "${name}" failed`, cause })
         ),
-        Effect.flatMap((source) => RenewableBearer.makeWith({ ...bearerOptions, source })),
+        Effect.flatMap((source) => makeWith({ ...bearerOptions, source })),
         Effect.catchTag("InvalidOptionsError", (error) =>
           Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: error.message, cause: error }))
         ),

@@ -11,12 +11,13 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { TokenSourceError } from "../Errors.js"
-import * as Token from "../Token.js"
+import type * as Token from "../Token.js"
 import { DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
 import * as clientAuth from "./clientAuth.js"
+import { TokenSourceError } from "./errors.js"
 import * as jwt from "./jwt.js"
 import { makeScrubber, sanitize, type Scrubber } from "./sanitize.js"
+import { make as makeToken } from "./token.js"
 
 /** A successful token response (RFC 6749 section 5.1, RFC 8693 section 2.2.1). @internal */
 export const TokenResponse = Schema.Struct({
@@ -265,7 +266,7 @@ export const requestToken = (
         retryable: false
       })
     }
-    return Token.make(answer.access_token, {
+    return makeToken(answer.access_token, {
       expiresAt: expiresAt(answer, arrivedAt, request.defaultLifetimeMillis)
     })
   }).pipe(

@@ -1,8 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { InvalidOptionsError } from "../Errors.js"
-import { MAX_RETRIES_LIMIT, VeryLongTimeout } from "../FetchOptions.js"
 import type { Options } from "../RenewableBearer.js"
+import { InvalidOptionsError } from "./errors.js"
 
 /** Options decoded once, at build time: every duration in milliseconds. @internal */
 export interface ResolvedOptions {
@@ -20,8 +19,24 @@ export interface ResolvedOptions {
   readonly storeKey: string
 }
 
+/**
+ * Ten years: the original module's wait for a token that never expires, and for a caller without timeout
+ * (`FetchOptions.VeryLongTimeout`).
+ *
+ * @internal
+ */
+export const VeryLongTimeout: Duration.Duration = Duration.days(365 * 10)
+
 /** @internal */
 export const veryLongMillis = Duration.toMillis(VeryLongTimeout)
+
+/**
+ * The largest retry budget of one request, and the largest `maxRetries` a bearer accepts
+ * (`FetchOptions.MAX_RETRIES_LIMIT`).
+ *
+ * @internal
+ */
+export const MAX_RETRIES_LIMIT = 100
 
 /**
  * Decodes a duration given by a user, rejecting what `Duration.decode` would silently turn into zero

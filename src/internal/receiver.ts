@@ -1,11 +1,12 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { FetchError } from "../Errors.js"
-import { type FetchOptions, MAX_RETRIES_LIMIT } from "../FetchOptions.js"
-import { Receiver } from "../Receiver.js"
+import type { FetchOptions } from "../FetchOptions.js"
 import type * as Context from "effect/Context"
-import { RenewableBearer, type Service as BearerService } from "../RenewableBearer.js"
+import type { Service as BearerService } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
+import { MAX_RETRIES_LIMIT } from "./options.js"
+import { Receiver, RenewableBearer } from "./tags.js"
 
 /** What a receiver needs from its bearer. @internal */
 export interface ReceiverHost {
@@ -70,21 +71,13 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
     })
   })
 
-/**
- * A function declaration, not a `const`: `Receiver.ts` reads it while this module may still be loading (the
- * two import each other, and `internal/renewableBearer.ts` can load this one first), and a declaration is
- * initialized before any module body runs.
- *
- * @internal
- */
-export function provideFresh<A, E, R>(
-  self: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> {
-  return provideFreshFrom(RenewableBearer)(self)
-}
+/** @internal */
+export const provideFreshFrom =
+  <Self>(tag: Context.Tag<Self, BearerService>) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Receiver> | Self> =>
+    Effect.flatMap(tag, (bearer) => Effect.provideServiceEffect(self, Receiver, bearer.receiver))
 
 /** @internal */
-export function provideFreshFrom<Self>(tag: Context.Tag<Self, BearerService>) {
-  return <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Receiver> | Self> =>
-    Effect.flatMap(tag, (bearer) => Effect.provideServiceEffect(self, Receiver, bearer.receiver))
-}
+export const provideFresh: <A, E, R>(
+  self: Effect.Effect<A, E, R>
+) => Effect.Effect<A, E, Exclude<R, Receiver> | RenewableBearer> = provideFreshFrom(RenewableBearer)

@@ -13,21 +13,15 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Tracer from "effect/Tracer"
-import {
-  type FetchError,
-  InvalidOptionsError,
-  isTokenSourceError,
-  RenewalError,
-  StoppedError
-} from "../Errors.js"
+import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
-import * as Metrics from "../Metrics.js"
-import { RenewableBearer, type Options } from "../RenewableBearer.js"
+import type { Options } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
-import { TokenSource } from "../TokenSource.js"
-import { TokenStore } from "../TokenStore.js"
+import { InvalidOptionsError, isTokenSourceError, RenewalError, StoppedError } from "./errors.js"
+import * as Metrics from "./metrics.js"
 import { backoffMillis, decodeMillis, resolve } from "./options.js"
 import * as receiver from "./receiver.js"
+import { RenewableBearer, TokenSource, TokenStore } from "./tags.js"
 import { makeGuard, makeLatencyWindow, refreshDelayMillis } from "./schedule.js"
 import * as tokenStore from "./tokenStore.js"
 import { expiresAtMillis, invalidReason } from "./token.js"

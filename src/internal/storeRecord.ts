@@ -2,10 +2,9 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Token from "../Token.js"
 import type { StoredToken } from "../TokenStore.js"
 import { type SealingKey, deriveKey, open, seal } from "./sealing.js"
-import { expiresAtMillis } from "./token.js"
+import { expiresAtMillis, make as makeToken } from "./token.js"
 
 /** A stored token in clear, version 1. */
 const Plain = Schema.Struct({
@@ -51,7 +50,7 @@ const fromPlain = (text: string): Option.Option<StoredToken> =>
     onLeft: () => Option.none(),
     onRight: (record) =>
       Option.some({
-        token: Token.make(Redacted.make(record.value), {
+        token: makeToken(Redacted.make(record.value), {
           expiresAt: record.expiresAt === null ? undefined : record.expiresAt
         }),
         writtenAt: record.writtenAt

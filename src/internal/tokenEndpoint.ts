@@ -1,7 +1,7 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { InvalidOptionsError } from "../Errors.js"
+import { InvalidOptionsError } from "./errors.js"
 import type { BuildError, ClientAuthOptions, EndpointOptions, RequestOptions } from "../OAuth2TokenSource.js"
 import * as clientAuth from "./clientAuth.js"
 import * as discovery from "./discovery.js"

@@ -459,9 +459,10 @@ describe("RenewableBearer", () => {
           )
           yield* settle
           expect(Chunk.size(yield* TestClock.sleeps())).toBe(timersBefore + 1)
-          for (let ms = 0; ms < 1000; ms += 100) {
+          for (let now = 100; now <= 1000; now += 100) {
             yield* TestClock.adjust(100)
-            expect(Chunk.size(yield* TestClock.sleeps())).toBeLessThanOrEqual(timersBefore + 1)
+            // One timer while any waiter is left (the last times out at 991 ms), none after.
+            expect(Chunk.size(yield* TestClock.sleeps())).toBe(timersBefore + (now < 991 ? 1 : 0))
           }
           const results = yield* Fiber.joinAll(fibers)
           expect(results.map((r) => r.at)).toEqual(timeouts)
@@ -493,7 +494,11 @@ describe("RenewableBearer", () => {
         ])
         yield* bearer.fetch()
         yield* TestClock.adjust("94 seconds")
-        expect(yield* source.calls).toBeGreaterThan(2)
+        // The first call at 0; the refresh at 90 % of the 100 s lifetime (90 s) fails, and so do the retries
+        // on the backoff (jitter 0): 1 s later (91 s), then 1.5 s later (92.5 s); the next, 2.25 s later
+        // (94.75 s), is still to come.
+        expect(yield* source.calls).toBe(4)
+        expect(yield* source.callTimes).toEqual([0, 90_000, 91_000, 92_500])
         expect(value(yield* bearer.fetch())).toBe("t1")
         // usable until 100 s less min(10 s margin, 5 % of the lifetime) = 95 s
         yield* TestClock.adjust("1 second")
@@ -781,16 +786,23 @@ describe("RenewableBearer", () => {
       })
     )
 
-    it.effect("a layer built, closed and built again starts afresh", () =>
-      Effect.gen(function* () {
-        const layer = RenewableBearer.layer({ jitter: 0 }).pipe(
-          Layer.provide(TokenSource.layerToken(Token.make("t", { expiresAt: HOUR })))
-        )
-        const once = Effect.flatMap(RenewableBearer.RenewableBearer, (bearer) => bearer.fetch())
-        const first = yield* Effect.scoped(Effect.provide(once, layer))
-        const second = yield* Effect.scoped(Effect.provide(once, layer))
-        expect(Token.isToken(first) && Token.isToken(second)).toBe(true)
-      })
+    it.effect(
+      "a layer built, closed and built again starts afresh: the second build calls the source again",
+      () =>
+        Effect.gen(function* () {
+          // One source for both builds, so that its calls are counted across them.
+          const { source, test } = yield* TestTokenSource.make([t("t", { expiresAt: HOUR })])
+          const layer = RenewableBearer.layer({ jitter: 0 }).pipe(
+            Layer.provide(Layer.succeed(TokenSource.TokenSource, source))
+          )
+          const once = Effect.flatMap(RenewableBearer.RenewableBearer, (bearer) => bearer.fetch())
+          const first = yield* Effect.scoped(Effect.provide(once, layer))
+          expect(yield* test.calls).toBe(1)
+          const second = yield* Effect.scoped(Effect.provide(once, layer))
+          expect(Token.isToken(first) && Token.isToken(second)).toBe(true)
+          // The token of the first build was still valid for an hour: the second build did not keep it.
+          expect(yield* test.callTimes).toEqual([0, 0])
+        })
     )
   })
 

@@ -1,5 +1,5 @@
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import { InvalidOptionsError, isTokenSourceError, RenewalError } from "./errors.js"
 import type { Options, Service } from "../RenewableBearer.js"
 import { decodeMillis } from "./options.js"
@@ -18,21 +18,19 @@ export const resolveAwaitFirstToken = (
   const value: unknown = typeof options === "object" && options !== null ? options.awaitFirstToken : undefined
   if (value === undefined || value === false) return Effect.succeed(undefined)
   if (value === true) return Effect.succeed(defaultAwaitFirstTokenMillis)
-  const millis = decodeMillis(value as Duration.DurationInput)
-  return typeof millis === "number" && millis > 0
-    ? Effect.succeed(millis)
-    : Effect.fail(
-        new InvalidOptionsError({
-          option: "awaitFirstToken",
-          detail: `expected a boolean or a positive duration, got ${
-            typeof millis === "number"
-              ? `${millis} ms`
-              : typeof value === "string"
-                ? JSON.stringify(value)
-                : String(value)
-          }`
-        })
-      )
+  const millis = decodeMillis(value)
+  if (Either.isRight(millis) && millis.right > 0) return Effect.succeed(millis.right)
+  const got = Either.isRight(millis)
+    ? `${millis.right} ms`
+    : typeof value === "string"
+      ? JSON.stringify(value)
+      : String(value)
+  return Effect.fail(
+    new InvalidOptionsError({
+      option: "awaitFirstToken",
+      detail: `expected a boolean or a positive duration, got ${got}`
+    })
+  )
 }
 
 /** A failure the source says retrying will not fix (`invalid_client`, a missing variable, ...). */

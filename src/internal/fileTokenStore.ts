@@ -12,7 +12,8 @@ import type * as FileTokenStore from "../FileTokenStore.js"
 import type { TokenStore, TokenStoreOperation } from "../TokenStore.js"
 import { TokenStoreError } from "./errors.js"
 import { makeCodec } from "./storeRecord.js"
-import { integerOption, invalidOption, redactedOption, stringOption } from "./tokenStore.js"
+import { integer, optional, redacted, string, withDefault } from "./options.js"
+import { invalidOption, storeOption } from "./tokenStore.js"
 
 /** The content of a lock file, version 1. */
 const LockRecord = Schema.parseJson(
@@ -147,12 +148,12 @@ const validate = (options: FileTokenStore.Options) =>
   Effect.gen(function* () {
     if (typeof options !== "object" || options === null)
       return yield* Effect.fail(invalidOption("options", "expected an object"))
-    const directory = yield* stringOption("directory", options.directory)
-    if (directory === undefined)
-      return yield* Effect.fail(invalidOption("directory", "expected a non-empty string, got undefined"))
-    yield* redactedOption("encryptionKey", options.encryptionKey)
-    const maxRecordBytes =
-      (yield* integerOption("maxRecordBytes", options.maxRecordBytes, 1, 2 ** 30)) ?? DEFAULT_MAX_RECORD_BYTES
+    const directory = yield* storeOption("directory", string()(options.directory))
+    yield* storeOption("encryptionKey", optional(options.encryptionKey, redacted))
+    const maxRecordBytes = yield* storeOption(
+      "maxRecordBytes",
+      withDefault(options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, integer(1, 2 ** 30))
+    )
     return { directory: NodePath.resolve(directory), maxRecordBytes }
   })
 

@@ -2,6 +2,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as MutableHashMap from "effect/MutableHashMap"
@@ -216,11 +217,11 @@ export const make = <K, E = never, R = never>(
     const slotWait = (timeout: Duration.DurationInput | undefined): Effect.Effect<void, FetchError> => {
       if (timeout === undefined) return awaitSlot
       const millis = decodeMillis(timeout)
-      if (typeof millis === "string") {
-        return Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: `timeout: ${millis}` }))
+      if (Either.isLeft(millis)) {
+        return Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: `timeout: ${millis.left}` }))
       }
       return Effect.timeoutFail(awaitSlot, {
-        duration: millis,
+        duration: millis.right,
         onTimeout: () =>
           new RenewalError({
             reason: "Timeout",
@@ -281,8 +282,8 @@ const decodeIdleTimeToLive = (
   if (input === undefined) return Effect.succeed(10 * 60_000)
   const decoded = Duration.decodeUnknown(input)
   if (Option.isSome(decoded) && !Duration.isFinite(decoded.value)) return Effect.succeed(Infinity)
-  const millis = decodeMillis(input)
-  return typeof millis === "string"
-    ? Effect.fail(new InvalidOptionsError({ option: "idleTimeToLive", detail: millis }))
-    : Effect.succeed(millis)
+  return Either.mapLeft(
+    decodeMillis(input),
+    (detail) => new InvalidOptionsError({ option: "idleTimeToLive", detail })
+  )
 }

@@ -1,5 +1,7 @@
 import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
 import type { Options } from "../RenewableBearer.js"
 import { InvalidOptionsError } from "./errors.js"
 
@@ -38,87 +40,98 @@ export const veryLongMillis = Duration.toMillis(VeryLongTimeout)
  */
 export const MAX_RETRIES_LIMIT = 100
 
+/** One option checked: its value, or (`Left`) the detail of what is wrong with it. @internal */
+export type Decoded<A> = Either.Either<A, string>
+
+/** Checks the value of one option. @internal */
+export type Decoder<A> = (value: unknown) => Decoded<A>
+
 /**
- * Decodes a duration given by a user, rejecting what `Duration.decode` would silently turn into zero
- * (negative numbers, NaN) or into forever (infinity).
+ * What an error shows of a value that is not valid: a string quoted and cut to 64 characters, a number or a
+ * boolean as it is; never the content of an object or a secret.
  *
  * @internal
  */
-export const decodeMillis = (input: Duration.DurationInput): number | string => {
-  if (typeof input === "number" && !(input >= 0))
-    return `expected a non-negative number of milliseconds, got ${input}`
-  if (Array.isArray(input) && !input.every((n) => typeof n === "number" && n >= 0))
-    return `expected a non-negative [seconds, nanos] pair, got [${input.join(", ")}]`
-  const decoded = Duration.decodeUnknown(input)
-  if (decoded._tag === "None") return `expected a duration, got ${JSON.stringify(String(input))}`
-  const millis = Duration.toMillis(decoded.value)
-  return Number.isFinite(millis) ? millis : "expected a finite duration"
-}
-
-const check = (option: keyof Options, value: number | string): Effect.Effect<number, InvalidOptionsError> =>
-  typeof value === "string"
-    ? Effect.fail(new InvalidOptionsError({ option, detail: value }))
-    : Effect.succeed(value)
-
-/** A value of the wrong type at run time (from JavaScript, JSON or a cast) is an error, never a default. */
-const describeValue = (value: unknown): string =>
+export const shown = (value: unknown): string =>
   typeof value === "string"
     ? JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)
-    : String(value)
+    : Redacted.isRedacted(value)
+      ? "a Redacted"
+      : typeof value === "object" && value !== null
+        ? "an object"
+        : String(value)
 
-const number = (
-  option: keyof Options,
-  value: number | undefined,
-  fallback: number,
-  isValid: (n: number) => boolean,
-  expected: string
-): Effect.Effect<number, InvalidOptionsError> => {
-  const n: unknown = value === undefined ? fallback : value
-  return check(
-    option,
-    typeof n === "number" && isValid(n) ? n : `expected ${expected}, got ${describeValue(n)}`
-  )
+/**
+ * The one duration decoder of the library (bearer options, fetch options, store options, a source's
+ * `retryAfter`): milliseconds, or the detail of what is wrong. It rejects what `Duration.decode` would
+ * silently turn into zero (negative numbers, NaN) or into forever (infinity).
+ *
+ * @internal
+ */
+export const decodeMillis: Decoder<number> = (input) => {
+  if (typeof input === "number" && !(input >= 0))
+    return Either.left(`expected a non-negative number of milliseconds, got ${input}`)
+  if (Array.isArray(input) && !input.every((n) => typeof n === "number" && n >= 0))
+    return Either.left(`expected a non-negative [seconds, nanos] pair, got [${input.join(", ")}]`)
+  const decoded = Duration.decodeUnknown(input)
+  if (decoded._tag === "None") return Either.left(`expected a duration, got ${JSON.stringify(String(input))}`)
+  const millis = Duration.toMillis(decoded.value)
+  return Number.isFinite(millis) ? Either.right(millis) : Either.left("expected a finite duration")
 }
 
-const duration = (
-  option: keyof Options,
-  value: Duration.DurationInput | undefined,
-  fallback: number,
-  isValid: (millis: number) => boolean = () => true,
-  expected = ""
-): Effect.Effect<number, InvalidOptionsError> =>
-  Effect.flatMap(check(option, value === undefined ? fallback : decodeMillis(value)), (millis) =>
-    check(option, isValid(millis) ? millis : `expected ${expected}, got ${millis} ms`)
+/** A value that passes `isValid`, or the detail `expected ${expected}, got ...`. @internal */
+export const valid =
+  <A>(isValid: (value: unknown) => value is A, expected: string): Decoder<A> =>
+  (value) =>
+    isValid(value) ? Either.right(value) : Either.left(`expected ${expected}, got ${shown(value)}`)
+
+/** A number that passes `isValid`. @internal */
+export const number = (isValid: (n: number) => boolean, expected: string): Decoder<number> =>
+  valid((value): value is number => typeof value === "number" && isValid(value), expected)
+
+/** An integer in `[min, max]`. @internal */
+export const integer = (min: number, max: number): Decoder<number> =>
+  number((n) => Number.isSafeInteger(n) && n >= min && n <= max, `an integer in [${min}, ${max}]`)
+
+/** `true` or `false`. @internal */
+export const boolean: Decoder<boolean> = valid((value) => typeof value === "boolean", "a boolean")
+
+/** A string, non-empty unless `allowEmpty`. @internal */
+export const string = (allowEmpty = false): Decoder<string> =>
+  valid(
+    (value): value is string => typeof value === "string" && (allowEmpty || value.length > 0),
+    allowEmpty ? "a string" : "a non-empty string"
   )
 
-const boolean = (
-  option: keyof Options,
-  value: unknown,
-  fallback: boolean
-): Effect.Effect<boolean, InvalidOptionsError> =>
-  value === undefined
-    ? Effect.succeed(fallback)
-    : typeof value === "boolean"
-      ? Effect.succeed(value)
-      : Effect.fail(
-          new InvalidOptionsError({ option, detail: `expected a boolean, got ${describeValue(value)}` })
-        )
+/** A `Redacted` string. @internal */
+export const redacted: Decoder<Redacted.Redacted<string>> = valid(
+  (value): value is Redacted.Redacted<string> =>
+    Redacted.isRedacted(value) && typeof Redacted.value(value) === "string",
+  "a Redacted string"
+)
 
-const string = (
-  option: keyof Options,
-  value: unknown,
-  fallback: string
-): Effect.Effect<string, InvalidOptionsError> =>
-  value === undefined
-    ? Effect.succeed(fallback)
-    : typeof value === "string" && value.length > 0
-      ? Effect.succeed(value)
-      : Effect.fail(
-          new InvalidOptionsError({
-            option,
-            detail: `expected a non-empty string, got ${describeValue(value)}`
-          })
-        )
+/** A duration (see `decodeMillis`) whose milliseconds pass `isValid`. @internal */
+export const duration =
+  (isValid: (millis: number) => boolean = () => true, expected = ""): Decoder<number> =>
+  (value) =>
+    Either.flatMap(decodeMillis(value), (millis) =>
+      isValid(millis) ? Either.right(millis) : Either.left(`expected ${expected}, got ${millis} ms`)
+    )
+
+/** A positive duration. @internal */
+export const positiveDuration: Decoder<number> = duration((millis) => millis > 0, "a positive duration")
+
+/** An option with a default: an absent value is the default (which is checked too). @internal */
+export const withDefault = <A>(value: unknown, fallback: A, decode: Decoder<A>): Decoded<A> =>
+  decode(value === undefined ? fallback : value)
+
+/** An option without a default: an absent value stays absent. @internal */
+export const optional = <A>(value: unknown, decode: Decoder<A>): Decoded<A | undefined> =>
+  value === undefined ? Either.right(undefined) : decode(value)
+
+/** A bearer option checked, its detail as an `InvalidOptionsError`. */
+const bearerOption = <A>(option: string, decoded: Decoded<A>): Either.Either<A, InvalidOptionsError> =>
+  Either.mapLeft(decoded, (detail) => new InvalidOptionsError({ option, detail }))
 
 /**
  * Applies the defaults and checks every option once, when the bearer is built.
@@ -126,61 +139,41 @@ const string = (
  * @internal
  */
 export const resolve = (options: Options = {}): Effect.Effect<ResolvedOptions, InvalidOptionsError> =>
-  Effect.gen(function* () {
+  Either.gen(function* () {
     if (typeof options !== "object" || options === null)
-      return yield* Effect.fail(
-        new InvalidOptionsError({
-          option: "options",
-          detail: `expected an object, got ${describeValue(options)}`
-        })
-      )
-    const maxRetries = yield* number(
-      "maxRetries",
-      options.maxRetries,
-      2,
-      (n) => Number.isSafeInteger(n) && n >= 0 && n <= MAX_RETRIES_LIMIT,
-      `an integer in [0, ${MAX_RETRIES_LIMIT}]`
-    )
-    const lifetimeSafeFraction = yield* number(
+      return yield* bearerOption("options", Either.left(`expected an object, got ${shown(options)}`))
+    const option = <K extends keyof Options, A>(key: K, fallback: A, decode: Decoder<A>) =>
+      bearerOption(key, withDefault(options[key], fallback, decode))
+    const maxRetries = yield* option("maxRetries", 2, integer(0, MAX_RETRIES_LIMIT))
+    const lifetimeSafeFraction = yield* option(
       "lifetimeSafeFraction",
-      options.lifetimeSafeFraction,
       0.9,
-      (n) => n > 0 && n <= 1,
-      "a number in (0, 1]"
+      number((n) => n > 0 && n <= 1, "a number in (0, 1]")
     )
-    const initialRetryMillis = yield* duration(
-      "initialRetryTimeout",
-      options.initialRetryTimeout,
-      1_000,
-      (ms) => ms > 0,
-      "a positive duration"
-    )
-    const maxRetryMillis = yield* duration(
+    const initialRetryMillis = yield* option("initialRetryTimeout", 1_000, positiveDuration)
+    const maxRetryMillis = yield* option(
       "maxRetryTimeout",
-      options.maxRetryTimeout,
       60_000,
-      (ms) => ms >= initialRetryMillis,
-      `a duration of at least initialRetryTimeout (${initialRetryMillis} ms)`
+      duration(
+        (ms) => ms >= initialRetryMillis,
+        `a duration of at least initialRetryTimeout (${initialRetryMillis} ms)`
+      )
     )
-    const retryTimeoutExponent = yield* number(
+    const retryTimeoutExponent = yield* option(
       "retryTimeoutExponent",
-      options.retryTimeoutExponent,
       1.5,
-      (n) => n >= 1 && Number.isFinite(n),
-      "a finite number of at least 1"
+      number((n) => n >= 1 && Number.isFinite(n), "a finite number of at least 1")
     )
-    const refreshRequestMillis = yield* duration(
-      "refreshRequestTimeout",
-      options.refreshRequestTimeout,
-      5_000,
-      (ms) => ms > 0,
-      "a positive duration"
+    const refreshRequestMillis = yield* option("refreshRequestTimeout", 5_000, positiveDuration)
+    const jitter = yield* option(
+      "jitter",
+      0.2,
+      number((n) => n >= 0 && n < 1, "a number in [0, 1)")
     )
-    const jitter = yield* number("jitter", options.jitter, 0.2, (n) => n >= 0 && n < 1, "a number in [0, 1)")
-    const expiryMarginMillis = yield* duration("expiryMargin", options.expiryMargin, 10_000)
-    const eager = yield* boolean("eager", options.eager, false)
-    const name = yield* string("name", options.name, "default")
-    const storeKey = yield* string("storeKey", options.storeKey, name)
+    const expiryMarginMillis = yield* option("expiryMargin", 10_000, duration())
+    const eager = yield* option("eager", false, boolean)
+    const name = yield* option("name", "default", string())
+    const storeKey = yield* option("storeKey", name, string())
     return {
       maxRetries,
       lifetimeSafeFraction,

@@ -1,6 +1,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -10,14 +11,8 @@ import type { TokenStore, TokenStoreOperation } from "../TokenStore.js"
 import { TokenStoreError } from "./errors.js"
 import { expiresAtMillis } from "./token.js"
 import { makeCodec } from "./storeRecord.js"
-import {
-  booleanOption,
-  durationOption,
-  integerOption,
-  invalidOption,
-  redactedOption,
-  stringOption
-} from "./tokenStore.js"
+import { boolean, integer, optional, positiveDuration, redacted, string, withDefault } from "./options.js"
+import { invalidOption, storeOption } from "./tokenStore.js"
 
 /** Deletes the lock only if its value is still the caller's owner id. */
 const UNLOCK_SCRIPT = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`
@@ -78,29 +73,32 @@ export const make = (
   options: RedisTokenStore.Options
 ): Effect.Effect<TokenStore["Type"], TokenStoreError, Scope.Scope> =>
   Effect.gen(function* () {
-    const operationMillis = yield* durationOption("operationTimeout", options.operationTimeout, 500, true)
-    const connectMillis = yield* durationOption("connectTimeout", options.connectTimeout, 2_000, true)
+    const operationMillis = yield* storeOption(
+      "operationTimeout",
+      withDefault(options.operationTimeout, 500, positiveDuration)
+    )
+    const connectMillis = yield* storeOption(
+      "connectTimeout",
+      withDefault(options.connectTimeout, 2_000, positiveDuration)
+    )
     // Every option is checked at run time: a wrong type (from JavaScript, JSON or a cast) is an error.
-    if (typeof options.url !== "string")
-      yield* Effect.mapError(redactedOption("url", options.url), () =>
+    if (typeof options.url !== "string" && Either.isLeft(optional(options.url, redacted)))
+      return yield* Effect.fail(
         invalidOption("url", `expected a string or a Redacted string, got ${typeof options.url}`)
       )
-    yield* stringOption("host", options.host)
-    yield* integerOption("port", options.port, 0, 65_535)
-    yield* integerOption("db", options.db, 0, 2 ** 31 - 1)
-    yield* stringOption("username", options.username, true)
-    yield* redactedOption("password", options.password)
-    yield* booleanOption("tls", options.tls)
-    yield* stringOption("keyPrefix", options.keyPrefix, true).pipe(
-      Effect.filterOrFail(
-        (prefix) => prefix !== undefined,
-        () => invalidOption("keyPrefix", "expected a string, got undefined")
-      )
-    )
-    yield* redactedOption("encryptionKey", options.encryptionKey)
+    yield* storeOption("host", optional(options.host, string()))
+    yield* storeOption("port", optional(options.port, integer(0, 65_535)))
+    yield* storeOption("db", optional(options.db, integer(0, 2 ** 31 - 1)))
+    yield* storeOption("username", optional(options.username, string(true)))
+    yield* storeOption("password", optional(options.password, redacted))
+    yield* storeOption("tls", optional(options.tls, boolean))
+    yield* storeOption("keyPrefix", string(true)(options.keyPrefix))
+    yield* storeOption("encryptionKey", optional(options.encryptionKey, redacted))
     const RedisClass = yield* loadRedis
-    const maxRecordBytes =
-      (yield* integerOption("maxRecordBytes", options.maxRecordBytes, 1, 2 ** 29)) ?? DEFAULT_MAX_RECORD_BYTES
+    const maxRecordBytes = yield* storeOption(
+      "maxRecordBytes",
+      withDefault(options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, integer(1, 2 ** 29))
+    )
     const codec = makeCodec(options.encryptionKey)
     const prefix = options.keyPrefix
     const tokenKey = (key: string) => `${prefix}token:${key}`

@@ -3,6 +3,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -84,7 +85,7 @@ const sleepMillis = (millis: number): Effect.Effect<void> =>
 const retryAfterMillis = (error: { readonly retryAfter?: Duration.DurationInput | undefined }): number => {
   if (error.retryAfter === undefined) return 0
   const millis = decodeMillis(error.retryAfter)
-  return typeof millis === "number" ? millis : 0
+  return Either.isRight(millis) ? millis.right : 0
 }
 
 const toRenewalError = (cause: Cause.Cause<unknown>): RenewalError => {
@@ -112,14 +113,7 @@ export const make = (
     const store = yield* Effect.serviceOption(TokenStore)
     const source = Option.isNone(store)
       ? yield* TokenSource
-      : yield* tokenStore.withStore(yield* TokenSource, store.value, {
-          key: opts.storeKey,
-          lockTtl: opts.refreshRequestMillis,
-          waitTimeout: (opts.refreshRequestMillis * 3) / 4,
-          operationTimeout: Math.min(1_000, opts.refreshRequestMillis / 5),
-          freshFraction: opts.lifetimeSafeFraction,
-          name: opts.name
-        })
+      : yield* tokenStore.withStore(yield* TokenSource, store.value, opts)
     const cache = yield* SubscriptionRef.make<CacheState>(emptyState)
     const getState = cache.get
 
@@ -508,10 +502,10 @@ export const make = (
       let timeoutMillis = opts.refreshRequestMillis
       if (options.renewRequestTimeout !== undefined) {
         const decoded = decodeMillis(options.renewRequestTimeout)
-        if (typeof decoded === "string") return invalidFetchOptions(`renewRequestTimeout: ${decoded}`)
-        if (decoded === 0)
+        if (Either.isLeft(decoded)) return invalidFetchOptions(`renewRequestTimeout: ${decoded.left}`)
+        if (decoded.right === 0)
           return invalidFetchOptions("renewRequestTimeout: expected a positive duration, got 0")
-        timeoutMillis = decoded
+        timeoutMillis = decoded.right
       }
       const request: SyncRequest = { timeoutMillis, waiters: Waiters.make() }
       syncRequest = request
@@ -558,8 +552,8 @@ export const make = (
       let deadline = Infinity
       if (options?.timeout !== undefined) {
         const millis = decodeMillis(options.timeout)
-        if (typeof millis === "string") return invalidFetchOptions(`timeout: ${millis}`)
-        deadline = now + millis
+        if (Either.isLeft(millis)) return invalidFetchOptions(`timeout: ${millis.left}`)
+        deadline = now + millis.right
       }
       Metrics.cacheMisses.unsafeUpdate(1, labels)
       let mode: "synchronous" | "reportError" | "asynchronous"

@@ -6,23 +6,18 @@
  *   npx tsx bench/stores.ts                   # 50 processes, lifetime 1.5 s, 4.5 s per case
  *   BENCH_PROCESSES=20 npx tsx bench/stores.ts
  *
- * Prints a table and, last, one `STORES_BENCH {json}` line. `run` is exported for bench/main.ts.
+ * Prints a table and, last, one `STORES_BENCH {json}` line. It runs on its own (`npm run bench:stores`), not
+ * from bench/main.ts: it starts real processes and needs a minute.
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
-import {
-  redisAnswers,
-  spawnWorker,
-  tokenServer,
-  type Worker,
-  workerCommand
-} from "../test/fixtures/processes.js"
+import { redisAnswers, spawnWorker, tokenServer, type Worker, workerCommand } from "../support/processes.js"
 
 /** One case of the benchmark. */
-export interface Row {
+interface Row {
   readonly store: "none" | "file" | "redis"
   readonly processes: number
   readonly lifetimeMillis: number
@@ -34,7 +29,7 @@ export interface Row {
   readonly fetches: number
 }
 
-export interface Options {
+interface Options {
   readonly processes?: number
   readonly lifetimeMillis?: number
   readonly runMillis?: number
@@ -88,7 +83,7 @@ const runCase = (store: Row["store"], workers: ReadonlyArray<Worker>, options: R
  * Runs every case on one fleet of processes, loaded once (loading 50 processes costs more than a case):
  * no store, the file store, and Redis if `redisUrl` (default: REDIS_URL) answers.
  */
-export const run = (options: Options = {}): Promise<ReadonlyArray<Row>> =>
+const run = (options: Options = {}): Promise<ReadonlyArray<Row>> =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {

@@ -1,5 +1,6 @@
 /**
- * `npm run check:imports` (part of `npm run lint`): the import graph of src/ runs one way.
+ * `npm run check:imports` (part of `npm run lint`): the import graph of src/ runs one way, and the folders
+ * around it keep apart.
  *
  * - No import circle between the modules of src/ through imports that load a module at run time
  *   (`import type` and `export type` do not; under `verbatimModuleSyntax` an `import { type A }` still
@@ -8,9 +9,13 @@
  *   modules as `import type` only; a tag, error class or constant internal code needs is made in
  *   src/internal/ and re-exported by the public module.
  *
+ * - Outside src/: bench/ never imports test/, test/ never imports bench/, and support/ (what both share: the
+ *   real processes of the store tests and benchmark, the loopback server, the bench report's format) imports
+ *   neither.
+ *
  * Fails with the offending files named.
  */
-import { readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
@@ -33,22 +38,22 @@ const loadsAtRunTime = (node: ts.ImportDeclaration | ts.ExportDeclaration): bool
   return !node.isTypeOnly
 }
 
-/** The run-time imports of `file` that stay inside src/, as absolute paths of .ts files. */
-const runTimeImports = (file: string): Array<string> => {
+/** The relative imports of `file` (only those that load at run time, with `runTimeOnly`), as absolute paths. */
+const relativeImports = (file: string, runTimeOnly: boolean): Array<string> => {
   const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, false)
   const targets: Array<string> = []
   for (const statement of source.statements) {
     if (!ts.isImportDeclaration(statement) && !ts.isExportDeclaration(statement)) continue
     const specifier = statement.moduleSpecifier
     if (specifier === undefined || !ts.isStringLiteral(specifier) || !specifier.text.startsWith(".")) continue
-    if (!loadsAtRunTime(statement)) continue
+    if (runTimeOnly && !loadsAtRunTime(statement)) continue
     targets.push(path.resolve(path.dirname(file), specifier.text.replace(/\.js$/, ".ts")))
   }
   return targets
 }
 
 const files = sourceFiles(srcDir).sort()
-const graph = new Map(files.map((file) => [file, runTimeImports(file)]))
+const graph = new Map(files.map((file) => [file, relativeImports(file, true)]))
 const isInternal = (file: string): boolean => file.startsWith(path.join(srcDir, "internal") + path.sep)
 
 const problems: Array<string> = []
@@ -82,11 +87,32 @@ const visit = (file: string): void => {
 }
 for (const file of files) if (!state.has(file)) visit(file)
 
+// Folders outside src/ that must not import each other, type-only imports included.
+const forbidden: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  ["bench", ["test"]],
+  ["test", ["bench"]],
+  ["support", ["test", "bench"]]
+]
+const inFolder = (file: string, folder: string): boolean =>
+  file.startsWith(path.join(root, folder) + path.sep)
+for (const [folder, banned] of forbidden) {
+  const dir = path.join(root, folder)
+  if (!existsSync(dir)) continue
+  for (const file of sourceFiles(dir)) {
+    for (const target of relativeImports(file, false)) {
+      const into = banned.find((other) => inFolder(target, other))
+      if (into !== undefined)
+        problems.push(`${rel(file)} imports ${rel(target)}: ${folder}/ never imports ${into}/`)
+    }
+  }
+}
+
 if (problems.length > 0) {
   for (const problem of problems) console.error(problem)
-  console.error(`check:imports: ${problems.length} problem(s) in the import graph of src/`)
+  console.error(`check:imports: ${problems.length} problem(s) in the import graph`)
   process.exit(1)
 }
 console.log(
-  `check:imports: ${files.length} modules of src/, no circle, nothing loaded back up from internal/`
+  `check:imports: ${files.length} modules of src/, no circle, nothing loaded back up from internal/; ` +
+    "bench/, test/ and support/ keep apart"
 )

@@ -21,7 +21,7 @@ import type { AddressInfo } from "node:net"
 import { format, inspect } from "node:util"
 import * as BearerHttpClient from "../src/BearerHttpClient.js"
 import { settle, setup } from "./utils/bearer.js"
-import { closedPort, loopbackServer, type Recorded, type Reply } from "./utils/loopback.js"
+import { closedPort, loopbackServer, type Recorded, type Reply } from "../support/loopback.js"
 
 const T1 = "bearer-token-value-one"
 const T2 = "bearer-token-value-two"

@@ -5,7 +5,7 @@ import { Config, ConfigProvider, Context, DateTime, Effect, Layer, Option, Redac
 import { RenewableBearer, TokenSource } from "effect-renewable-bearer"
 import * as FileTokenSource from "../src/FileTokenSource.js"
 import * as Fs from "node:fs"
-import { fakeJwt } from "./utils/loopback.js"
+import { fakeJwt } from "../support/loopback.js"
 
 /** A fresh temporary directory, removed with the test's scope. */
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped())

@@ -15,7 +15,7 @@ import {
   spawnWorker,
   tokenServer,
   type WorkerResult
-} from "./fixtures/processes.js"
+} from "../support/processes.js"
 import { nonRootUser } from "./utils/users.js"
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) =>

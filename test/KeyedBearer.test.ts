@@ -19,7 +19,7 @@ import {
 } from "effect"
 import { BearerHttpClient, Errors, KeyedBearer, Metrics, Token, TokenSource } from "effect-renewable-bearer"
 import { settle, value } from "./utils/bearer.js"
-import { loopbackServer } from "./utils/loopback.js"
+import { loopbackServer } from "../support/loopback.js"
 
 class Audience extends Data.Class<{ readonly audience: string }> {}
 const aud = (audience: string) => new Audience({ audience })

@@ -15,7 +15,7 @@ import {
   TokenSource
 } from "effect-renewable-bearer"
 import { settle, value } from "./utils/bearer.js"
-import { loopbackServer } from "./utils/loopback.js"
+import { loopbackServer } from "../support/loopback.js"
 
 const t = TestTokenSource.token
 const SECOND = 1_000

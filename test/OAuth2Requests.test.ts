@@ -4,7 +4,7 @@ import { Effect, Fiber, Redacted, TestClock } from "effect"
 import { OAuth2TokenSource, Token, TokenSource } from "effect-renewable-bearer"
 import * as jose from "jose"
 import { keyPair } from "./utils/keys.js"
-import { loopbackServer, type Reply } from "./utils/loopback.js"
+import { loopbackServer, type Reply } from "../support/loopback.js"
 
 const SECRET = "s3cr3t-client-secret-value-long-enough"
 const T0 = Date.parse("2030-01-01T00:00:00Z")

@@ -5,7 +5,7 @@ import { Effect, Layer, Redacted, TestClock } from "effect"
 import { JwtAssertion, OAuth2TokenSource, ServiceAccountKey, TokenSource } from "effect-renewable-bearer"
 import * as jose from "jose"
 import { keyPair } from "./utils/keys.js"
-import { form, loopbackServer, type Recorded } from "./utils/loopback.js"
+import { form, loopbackServer, type Recorded } from "../support/loopback.js"
 
 const T0 = Date.parse("2030-01-01T00:00:00Z")
 

@@ -21,7 +21,7 @@ import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
 import { inspect } from "node:util"
 import * as FileTokenSource from "../src/FileTokenSource.js"
 import * as OAuth2TokenSource from "../src/OAuth2TokenSource.js"
-import { closedPort, fakeJwt, form, loopbackServer, type Recorded, type Reply } from "./utils/loopback.js"
+import { closedPort, fakeJwt, form, loopbackServer, type Recorded, type Reply } from "../support/loopback.js"
 
 const SECRET = "s3cr3t-client-secret-value"
 const ACCESS = "access-token-value-0001"

@@ -12,8 +12,8 @@ import {
   spawnWorker,
   tokenServer,
   type WorkerResult
-} from "./fixtures/processes.js"
-import { closedPort } from "./utils/loopback.js"
+} from "../support/processes.js"
+import { closedPort } from "../support/loopback.js"
 
 const REDIS_URL = process.env.REDIS_URL
 

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { describe, expect, it } from "vitest"
-import type { Report } from "../bench/report.js"
+import type { Report } from "../support/benchReport.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 

@@ -5,7 +5,7 @@ import { RenewableBearer } from "effect-renewable-bearer"
 import * as Crypto from "node:crypto"
 import * as BearerHttpClient from "../src/BearerHttpClient.js"
 import * as OAuth2TokenSource from "../src/OAuth2TokenSource.js"
-import { form, loopbackServer } from "./utils/loopback.js"
+import { form, loopbackServer } from "../support/loopback.js"
 
 /**
  * An identity provider and a protected API on one loopback server. Tokens are HMAC-signed with the server's

@@ -20,7 +20,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { inspect } from "node:util"
 import * as Zlib from "node:zlib"
-import { closedPort } from "./utils/loopback.js"
+import { closedPort } from "../support/loopback.js"
 
 const CLIENT_ID = "svc:hostile"
 /** Characters that every encoding changes: `/ + = & "` and a space. */

@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http"
 import { OAuth2Server } from "oauth2-mock-server"
 import * as BearerHttpClient from "../src/BearerHttpClient.js"
 import * as OAuth2TokenSource from "../src/OAuth2TokenSource.js"
-import { loopbackServer } from "./utils/loopback.js"
+import { loopbackServer } from "../support/loopback.js"
 
 const SECRET = "mock-server-client-secret"
 

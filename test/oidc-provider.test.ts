@@ -12,7 +12,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import Provider, { errors } from "oidc-provider"
 import { keyPair, type KeyPair } from "./utils/keys.js"
-import { loopbackServer } from "./utils/loopback.js"
+import { loopbackServer } from "../support/loopback.js"
 
 const RESOURCE = "https://api.example.com/invoices"
 const CLIENT_SECRET = "a-client-secret-that-is-long-enough-for-hs256-0123456789"

@@ -4,9 +4,11 @@
  */
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
+import type * as Types from "effect/Types"
 import type { DiscoveryErrorReason, KeyErrorReason, RenewalErrorReason } from "../Errors.js"
 import type { TokenStoreErrorReason, TokenStoreOperation } from "../TokenStore.js"
 
@@ -16,8 +18,35 @@ export const TypeId: unique symbol = Symbol.for("effect-renewable-bearer/Errors"
 /** @internal */
 export type TypeId = typeof TypeId
 
+/**
+ * `Data.TaggedError` stamped with `TypeId`: the base of every error of `Errors.ts`, and what its `is*` guards
+ * check (a `_tag` alone, on a plain object, is not one of these errors).
+ */
+const TaggedError = <Tag extends string>(
+  tag: Tag
+): new <A extends Record<string, any> = {}>(
+  args: Types.Equals<A, {}> extends true
+    ? void
+    : { readonly [P in keyof A as P extends "_tag" ? never : P]: A[P] }
+) => Cause.YieldableError & { readonly _tag: Tag; readonly [TypeId]: TypeId } & Readonly<A> => {
+  class Stamped extends Data.TaggedError(tag)<{}> {
+    readonly [TypeId]: TypeId = TypeId
+  }
+  return Stamped as any
+}
+
+/** A message and, if there is one, its detail after a colon. */
+const withDetail = (base: string, detail: string | undefined): string =>
+  detail === undefined ? base : `${base}: ${detail}`
+
+/** A guard for the error of `tag`: stamped with `TypeId`, and of that tag. */
+const guard =
+  <E>(tag: string) =>
+  (u: unknown): u is E =>
+    Predicate.hasProperty(u, TypeId) && Predicate.isTagged(u, tag)
+
 /** See `Errors.TokenSourceError`. @internal */
-export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
+export class TokenSourceError extends TaggedError("TokenSourceError")<{
   readonly message: string
   readonly retryable?: boolean | undefined
   readonly status?: number | undefined
@@ -26,11 +55,6 @@ export class TokenSourceError extends Data.TaggedError("TokenSourceError")<{
   readonly retryAfter?: Duration.DurationInput | undefined
   readonly cause?: unknown
 }> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TypeId]: TypeId = TypeId
-
   /**
    * Whether the bearer should retry on its normal backoff (the default) or treat the failure as permanent.
    *
@@ -51,7 +75,7 @@ const renewalMessages: Record<RenewalErrorReason, string> = {
 }
 
 /** See `Errors.RenewalError`. @internal */
-export class RenewalError extends Data.TaggedError("RenewalError")<{
+export class RenewalError extends TaggedError("RenewalError")<{
   readonly reason: RenewalErrorReason
   readonly detail?: string | undefined
   readonly cause?: unknown
@@ -59,24 +83,13 @@ export class RenewalError extends Data.TaggedError("RenewalError")<{
   /**
    * @since 0.1.0
    */
-  readonly [TypeId]: TypeId = TypeId
-
-  /**
-   * @since 0.1.0
-   */
   override get message(): string {
-    const base = renewalMessages[this.reason]
-    return this.detail === undefined ? base : `${base}: ${this.detail}`
+    return withDetail(renewalMessages[this.reason], this.detail)
   }
 }
 
 /** See `Errors.StoppedError`. @internal */
-export class StoppedError extends Data.TaggedError("StoppedError")<{}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TypeId]: TypeId = TypeId
-
+export class StoppedError extends TaggedError("StoppedError")<{}> {
   /**
    * @since 0.1.0
    */
@@ -86,16 +99,11 @@ export class StoppedError extends Data.TaggedError("StoppedError")<{}> {
 }
 
 /** See `Errors.InvalidOptionsError`. @internal */
-export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
+export class InvalidOptionsError extends TaggedError("InvalidOptionsError")<{
   readonly option: string
   readonly detail: string
   readonly module?: string | undefined
 }> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TypeId]: TypeId = TypeId
-
   /**
    * @since 0.1.0
    */
@@ -113,7 +121,7 @@ const keyMessages: Record<KeyErrorReason, string> = {
 }
 
 /** See `Errors.KeyError`. @internal */
-export class KeyError extends Data.TaggedError("KeyError")<{
+export class KeyError extends TaggedError("KeyError")<{
   readonly reason: KeyErrorReason
   /** The key file's path, or `"options"` for a key given inline. */
   readonly source: string
@@ -123,28 +131,18 @@ export class KeyError extends Data.TaggedError("KeyError")<{
   /**
    * @since 0.2.0
    */
-  readonly [TypeId]: TypeId = TypeId
-
-  /**
-   * @since 0.2.0
-   */
   override get message(): string {
     return `Key ${this.source}: ${keyMessages[this.reason]}: ${this.detail}`
   }
 }
 
 /** See `Errors.DiscoveryError`. @internal */
-export class DiscoveryError extends Data.TaggedError("DiscoveryError")<{
+export class DiscoveryError extends TaggedError("DiscoveryError")<{
   readonly reason: DiscoveryErrorReason
   readonly issuer: string
   readonly detail: string
   readonly cause?: unknown
 }> {
-  /**
-   * @since 0.2.0
-   */
-  readonly [TypeId]: TypeId = TypeId
-
   /**
    * @since 0.2.0
    */
@@ -154,7 +152,7 @@ export class DiscoveryError extends Data.TaggedError("DiscoveryError")<{
 }
 
 /** See `TokenStore.TokenStoreError`. @internal */
-export class TokenStoreError extends Data.TaggedError("TokenStoreError")<{
+export class TokenStoreError extends TaggedError("TokenStoreError")<{
   readonly operation: TokenStoreOperation
   readonly reason: TokenStoreErrorReason
   readonly detail?: string | undefined
@@ -164,8 +162,7 @@ export class TokenStoreError extends Data.TaggedError("TokenStoreError")<{
    * @since 0.1.0
    */
   override get message(): string {
-    const base = `Token store ${this.operation} failed (${this.reason})`
-    return this.detail === undefined ? base : `${base}: ${this.detail}`
+    return withDetail(`Token store ${this.operation} failed (${this.reason})`, this.detail)
   }
 }
 
@@ -205,17 +202,16 @@ export class UnauthorizedError extends Data.TaggedError("UnauthorizedError")<{
 }
 
 /** @internal */
-export const isRenewalError = (u: unknown): u is RenewalError => Predicate.isTagged(u, "RenewalError")
+export const isRenewalError = guard<RenewalError>("RenewalError")
 
 /** @internal */
-export const isStoppedError = (u: unknown): u is StoppedError => Predicate.isTagged(u, "StoppedError")
+export const isStoppedError = guard<StoppedError>("StoppedError")
 
 /** @internal */
-export const isTokenSourceError = (u: unknown): u is TokenSourceError =>
-  Predicate.isTagged(u, "TokenSourceError")
+export const isTokenSourceError = guard<TokenSourceError>("TokenSourceError")
 
 /** @internal */
-export const isKeyError = (u: unknown): u is KeyError => Predicate.isTagged(u, "KeyError")
+export const isKeyError = guard<KeyError>("KeyError")
 
 /** @internal */
-export const isDiscoveryError = (u: unknown): u is DiscoveryError => Predicate.isTagged(u, "DiscoveryError")
+export const isDiscoveryError = guard<DiscoveryError>("DiscoveryError")

@@ -225,8 +225,8 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
       )
 
     /**
-     * Creates `path` (exclusively, `0600`) with `content`. If anything fails after the file was created (a full
-     * disk, an interruption), the file is removed: no temporary file is ever left behind.
+     * Creates `path` (exclusively, `0600`) and writes `content`, uninterruptibly: if the write fails (a full
+     * disk) the new file is removed. Once it is written, removing it is the caller's job (see `withTemp`).
      */
     const writeNew = (path: string, content: string): Effect.Effect<string, FsFailure> =>
       Effect.uninterruptible(
@@ -249,6 +249,13 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
         call(() => FsPromises.rename(temp, path)).pipe(Effect.tapError(() => ignore(remove(temp))))
       )
 
+    /**
+     * Runs `use` with a new temporary file beside `path` holding `content`, and removes the file afterwards
+     * (also on failure or interruption).
+     */
+    const withTemp = <A>(path: string, content: string, use: (temp: string) => Effect.Effect<A, FsFailure>) =>
+      Effect.acquireUseRelease(writeNew(sidePath(path, "tmp"), content), use, (temp) => ignore(remove(temp)))
+
     /** Hard-links `temp` to `path`: `true` if it created `path`, `false` if `path` exists. */
     const linkNew = (temp: string, path: string) =>
       call(() => FsPromises.link(temp, path)).pipe(
@@ -266,9 +273,7 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
     const removeIf = (path: string, predicate: (content: Option.Option<string>) => boolean) =>
       Effect.gen(function* () {
         const guard = `${path}.guard`
-        const take = Effect.flatMap(writeNew(sidePath(guard, "tmp"), ""), (temp) =>
-          Effect.ensuring(linkNew(temp, guard), ignore(remove(temp)))
-        )
+        const take = withTemp(guard, "", (temp) => linkNew(temp, guard))
         let taken = yield* take
         if (!taken) {
           const info = yield* Effect.option(call(() => FsPromises.lstat(guard)))
@@ -317,16 +322,15 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
         const now = yield* Clock.currentTimeMillis
         const ttlMillis = Duration.toMillis(ttl)
         const content = JSON.stringify({ v: 1, owner, expiresAt: now + ttlMillis })
-        const temp = yield* writeNew(sidePath(path, "tmp"), content)
         // `link` creates the lock file with its whole content, or fails if it exists: an exclusive create
         // that no reader can catch half-written.
-        const attempt = (tries: number): Effect.Effect<boolean, FsFailure> =>
+        const attempt = (tries: number, temp: string): Effect.Effect<boolean, FsFailure> =>
           Effect.flatMap(linkNew(temp, path), (created) =>
             created
               ? Effect.succeed(true)
               : Effect.gen(function* () {
                   const held = yield* readLock(path)
-                  if (Option.isNone(held)) return tries > 0 ? yield* attempt(tries - 1) : false
+                  if (Option.isNone(held)) return tries > 0 ? yield* attempt(tries - 1, temp) : false
                   // Judged at the time of reading: the holder may have written its lock after `now` was taken.
                   if (isLive(held.value, yield* Clock.currentTimeMillis, ttlMillis)) return false
                   // Expired, expiring too late, or not a lock record at all: break it, but only if it is still
@@ -335,10 +339,10 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
                     path,
                     (seen) => Option.isSome(seen) && seen.value === held.value
                   )
-                  return broke && tries > 0 ? yield* attempt(tries - 1) : false
+                  return broke && tries > 0 ? yield* attempt(tries - 1, temp) : false
                 })
           )
-        return yield* Effect.ensuring(attempt(2), ignore(remove(temp)))
+        return yield* withTemp(path, content, (temp) => attempt(2, temp))
       }).pipe(Effect.mapError(storeError("lock")))
 
     const ownedBy = (owner: string) => (content: Option.Option<string>) =>
@@ -359,9 +363,9 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
 /**
  * Whether the lock file content `text` is a lock that still holds at `now` for a taker whose lock would live
  * `ttlMillis`: a valid record whose expiry has not passed and is not further away than `ttlMillis` (plus a
- * second of slack for the wall clock) (a lock
- * that claims to live longer than any lock is made for was not written by a store of this kind, or by a
- * clock far ahead: it is broken like an expired one, so it never blocks renewals for longer than a TTL).
+ * second of slack for the wall clock). A lock that claims to live longer than any lock is made for was not
+ * written by a store of this kind, or by a clock far ahead: it is broken like an expired one, so it never
+ * blocks renewals for longer than a TTL.
  *
  * @internal
  */

@@ -29,7 +29,6 @@ const decodeSealed = Schema.decodeUnknownEither(Schema.parseJson(SealedRecord))
 
 /** Encodes and decodes the records of the file and Redis stores. @internal */
 export interface RecordCodec {
-  readonly encrypted: boolean
   readonly encode: (key: string, stored: StoredToken) => string
   /** `None` for anything that is not a valid record readable with this codec's key (or lack of one). */
   readonly decode: (key: string, text: string) => Option.Option<StoredToken>
@@ -61,14 +60,12 @@ const fromPlain = (text: string): Option.Option<StoredToken> =>
 export const makeCodec = (encryptionKey: Redacted.Redacted<string> | undefined): RecordCodec => {
   if (encryptionKey === undefined) {
     return {
-      encrypted: false,
       encode: (_key, stored) => plainText(stored),
       decode: (_key, text) => fromPlain(text)
     }
   }
   const key: SealingKey = deriveKey(encryptionKey)
   return {
-    encrypted: true,
     encode: (storeKey, stored) =>
       JSON.stringify({
         v: 1,

@@ -106,9 +106,6 @@ export const remainingLifetime: {
   return left > 0 ? Duration.millis(left) : Duration.zero
 })
 
-/** @internal */
-export const hasExpiration = (self: Token.Token): boolean => expiresAtMillis(self) !== Infinity
-
 /** The largest instant a JavaScript `Date` (and so `DateTime`) can hold. */
 const MAX_DATE_MILLIS = 8.64e15
 

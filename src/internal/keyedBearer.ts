@@ -13,9 +13,9 @@ import type { FetchOptions } from "../FetchOptions.js"
 import type * as KeyedBearer from "../KeyedBearer.js"
 import type * as RenewableBearer from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
-import { makeWith } from "./build.js"
 import { InvalidOptionsError, RenewalError, StoppedError } from "./errors.js"
 import { decodeMillis, resolve } from "./options.js"
+import * as bearerCore from "./renewableBearer.js"
 import { TokenStore } from "./tags.js"
 import * as Waiters from "./waiters.js"
 
@@ -38,9 +38,9 @@ import * as Waiters from "./waiters.js"
 interface Entry<K> {
   readonly key: K
   readonly scope: Scope.CloseableScope
-  /** Set once the bearer is built; until then callers wait on `built`. */
+  /** Set once the bearer is built; until then callers wait on `built`, which is dropped then. */
   bearer: RenewableBearer.Service | undefined
-  readonly built: Waiters.Waiters<RenewableBearer.Service, FetchError>
+  built: Waiters.Waiters<RenewableBearer.Service, FetchError> | undefined
   /** Callers using the bearer now (a fetch, a request, a scope from `get`). */
   users: number
   /** When an idle entry expires (epoch millis). */
@@ -68,6 +68,8 @@ export const make = <K, E = never, R = never>(
     const storeKey = options.storeKey
     const context = yield* Effect.context<R>()
     const serviceScope = yield* Effect.scope
+    // One runtime, clock and set of alarms for every key's bearer: an idle bearer holds an alarm, not a fiber.
+    const shared = yield* bearerCore.makeShared
 
     const entries = MutableHashMap.empty<K, Entry<K>>()
     const idle = new Set<Entry<K>>()
@@ -93,7 +95,7 @@ export const make = <K, E = never, R = never>(
       const current = MutableHashMap.get(entries, entry.key)
       if (Option.isSome(current) && current.value === entry) MutableHashMap.remove(entries, entry.key)
       idle.delete(entry)
-      entry.built.done(Exit.fail(stoppedError))
+      entry.built?.done(Exit.fail(stoppedError))
       notifySlot()
       return Scope.close(entry.scope, Exit.void)
     }
@@ -114,7 +116,9 @@ export const make = <K, E = never, R = never>(
           (cause) =>
             new RenewalError({ reason: "SourceError", detail: `the source of key "${name}" failed`, cause })
         ),
-        Effect.flatMap((source) => makeWith({ ...bearerOptions, source })),
+        Effect.flatMap((source) =>
+          Effect.flatMap(resolve(bearerOptions), (opts) => bearerCore.makeFrom(opts, source, shared))
+        ),
         Effect.catchTag("InvalidOptionsError", (error) =>
           Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: error.message, cause: error }))
         ),
@@ -126,11 +130,12 @@ export const make = <K, E = never, R = never>(
           onSuccess: (bearer) =>
             Effect.sync(() => {
               entry.bearer = bearer
-              entry.built.done(Exit.succeed(bearer))
+              entry.built?.done(Exit.succeed(bearer))
+              entry.built = undefined
             }),
           onFailure: (cause) => {
             const failure = Exit.failCause(cause)
-            entry.built.done(failure as Exit.Exit<never, FetchError>)
+            entry.built?.done(failure as Exit.Exit<never, FetchError>)
             return remove(entry)
           }
         })
@@ -211,7 +216,7 @@ export const make = <K, E = never, R = never>(
       })
 
     const ready = (entry: Entry<K>): Effect.Effect<RenewableBearer.Service, FetchError> =>
-      entry.bearer !== undefined ? Effect.succeed(entry.bearer) : entry.built.await
+      entry.bearer !== undefined ? Effect.succeed(entry.bearer) : entry.built!.await
 
     /** The wait for a free slot, bounded by the caller's `timeout` if there is one. */
     const slotWait = (timeout: Duration.DurationInput | undefined): Effect.Effect<void, FetchError> => {
@@ -261,7 +266,7 @@ export const make = <K, E = never, R = never>(
         MutableHashMap.clear(entries)
         idle.clear()
         notifySlot()
-        for (const entry of all) entry.built.done(Exit.fail(stoppedError))
+        for (const entry of all) entry.built?.done(Exit.fail(stoppedError))
         return Effect.forEach(all, (entry) => Scope.close(entry.scope, Exit.void), { discard: true })
       })
     )

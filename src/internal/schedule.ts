@@ -29,27 +29,22 @@ export const MIN_REFRESH_FRACTION = 1 / 20
  *
  * @internal
  */
-export interface LatencyWindow {
-  readonly record: (millis: number) => void
-  readonly estimate: () => number
-}
+export class LatencyWindow {
+  private samples: Float64Array | undefined
+  private first: number | undefined
+  private count = 0
 
-/** @internal */
-export const makeLatencyWindow = (): LatencyWindow => {
-  const samples = new Float64Array(LATENCY_WINDOW)
-  let first: number | undefined
-  let count = 0
-  return {
-    record: (millis) => {
-      if (first === undefined) first = millis
-      else samples[count++ % LATENCY_WINDOW] = millis
-    },
-    estimate: () => {
-      if (count === 0) return first ?? 0
-      let max = 0
-      for (let i = 0; i < Math.min(count, LATENCY_WINDOW); i++) if (samples[i]! > max) max = samples[i]!
-      return max
-    }
+  record(millis: number): void {
+    if (this.first === undefined) this.first = millis
+    else (this.samples ??= new Float64Array(LATENCY_WINDOW))[this.count++ % LATENCY_WINDOW] = millis
+  }
+
+  estimate(): number {
+    const samples = this.samples
+    if (samples === undefined) return this.first ?? 0
+    let max = 0
+    for (let i = 0; i < Math.min(this.count, LATENCY_WINDOW); i++) if (samples[i]! > max) max = samples[i]!
+    return max
   }
 }
 
@@ -98,32 +93,75 @@ export const refreshDelayMillis = (
  *
  * @internal
  */
-export interface Guard {
-  /** Millis until an unplanned attempt may start (0: now). */
-  readonly waitMillis: (now: number) => number
+export class Guard {
+  /** The theoretical instant of the next credit: the bucket is empty while it is `GUARD_BURST - 1` paces ahead. */
+  private next = -Infinity
+  private rejections = 0
+
+  constructor(private readonly options: ResolvedOptions) {}
+
+  /** The pace: `initialRetryTimeout`, backed off while fresh tokens keep being rejected. */
+  paceMillis(): number {
+    return backoffMillis(this.options, this.rejections + 1, false)
+  }
+
+  /**
+   * Millis until an unplanned attempt may start (0: now). The burst is counted in `initialRetryTimeout`s: a
+   * backed-off pace slows the refill, not the burst.
+   */
+  waitMillis(now: number): number {
+    return Math.max(0, this.next - (GUARD_BURST - 1) * this.options.initialRetryMillis - now)
+  }
+
   /** Records an unplanned attempt starting at `now` (after `waitMillis` said 0). */
-  readonly spend: (now: number) => void
+  spend(now: number): void {
+    this.next = Math.max(this.next, now) + this.paceMillis()
+  }
+
   /** Records an invalidation of a token received at `receivedAt`; returns the pace from now on. */
-  readonly rejected: (receivedAt: number, now: number) => number
-  readonly paceMillis: () => number
+  rejected(receivedAt: number, now: number): number {
+    this.rejections = now - receivedAt < this.paceMillis() ? this.rejections + 1 : 0
+    return this.paceMillis()
+  }
 }
 
-/** @internal */
-export const makeGuard = (options: ResolvedOptions): Guard => {
-  // The theoretical instant of the next credit: the bucket is empty while it is `GUARD_BURST - 1` paces ahead.
-  let next = -Infinity
-  let rejections = 0
-  const paceMillis = () => backoffMillis(options, rejections + 1, false)
-  return {
-    // The burst is counted in `initialRetryTimeout`s: a backed-off pace slows the refill, not the burst.
-    waitMillis: (now) => Math.max(0, next - (GUARD_BURST - 1) * options.initialRetryMillis - now),
-    spend: (now) => {
-      next = Math.max(next, now) + paceMillis()
-    },
-    rejected: (receivedAt, now) => {
-      rejections = now - receivedAt < paceMillis() ? rejections + 1 : 0
-      return paceMillis()
-    },
-    paceMillis
+/**
+ * Until when a token that expires at `expiresAt` (epoch millis, received at `now`) is handed out: its
+ * expiration less the early-expiry margin. The margin never takes more than half of the lifetime's unsafe
+ * part, so a fresh token is never counted as expired and a refresh at `lifetimeSafeFraction` still leaves a
+ * window to serve it.
+ *
+ * @internal
+ */
+export const usableUntilMillis = (options: ResolvedOptions, expiresAt: number, now: number): number =>
+  expiresAt === Infinity
+    ? Infinity
+    : expiresAt -
+      Math.min(options.expiryMarginMillis, ((expiresAt - now) * (1 - options.lifetimeSafeFraction)) / 2)
+
+/**
+ * The delay after the `failures`-th consecutive failure: the backoff, spread by `jitter` (`unit` in [0, 1),
+ * 0.5 without jitter), or the source's own `retryAfterMillis` if longer; never under `initialRetryTimeout`,
+ * never over `maxRetryTimeout`.
+ *
+ * @internal
+ */
+export const retryDelayMillis = (
+  options: ResolvedOptions,
+  input: {
+    readonly failures: number
+    readonly permanent: boolean
+    readonly retryAfterMillis: number
+    readonly unit: number
   }
+): number => {
+  const base = backoffMillis(options, input.failures, input.permanent)
+  return Math.min(
+    Math.max(
+      base * (1 + options.jitter * (2 * input.unit - 1)),
+      options.initialRetryMillis,
+      input.retryAfterMillis
+    ),
+    options.maxRetryMillis
+  )
 }

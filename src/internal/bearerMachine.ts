@@ -1,19 +1,25 @@
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import * as Ref from "effect/Ref"
 import * as Runtime from "effect/Runtime"
-import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { FetchError } from "../Errors.js"
 import type * as Token from "../Token.js"
-import type { Alarm, Alarms } from "./alarms.js"
+import type { Alarms } from "./alarms.js"
 import { attemptOnce, isPermanent, retryAfterMillis, toRenewalError } from "./attempt.js"
 import type { BearerReport } from "./bearerReport.js"
+import {
+  type Attempting,
+  idle,
+  type Phase,
+  type Shared,
+  type Sleeping,
+  stopped,
+  type SyncRequest
+} from "./bearerPhase.js"
 import * as CacheState from "./cacheState.js"
 import { RenewalError, type StoppedError } from "./errors.js"
 import type { ResolvedOptions } from "./options.js"
@@ -23,91 +29,13 @@ import { expiresAtMillis } from "./token.js"
 import * as Waiters from "./waiters.js"
 
 /**
- * What the bearer's background work is doing. Every transition happens in one synchronous step (JavaScript
- * runs it to completion), started by an alarm, an attempt's outcome, a caller, or shutdown:
- *
- * | phase        | holds                          | leaves on                                              |
- * | ------------ | ------------------------------ | ------------------------------------------------------ |
- * | `Idle`       | nothing (no fiber, no alarm)   | the first fetch or renewal request (`eager`: at once)  |
- * | `Sleeping`   | one alarm                      | the alarm; a caller or a stale serve cuts `Refresh`    |
- * | `Attempting` | the fiber calling the source   | its outcome; a synchronous fetch may abandon it        |
- * | `Stopped`    | nothing                        | never                                                  |
- *
- * @internal
- */
-export type Phase = Idle | Sleeping | Attempting | Stopped
-
-interface Idle {
-  readonly _tag: "Idle"
-}
-
-/**
- * Asleep until `until`, for one of four reasons: the scheduled `Refresh` of the cached token (a caller's
- * request or a stale serve cuts it short); a `Backoff` after a failure (runs to its end); a `Guard` wait for a
- * storm-guard credit, spent when it ends; a request `Held` until the scheduled refresh, which comes before the
- * next credit and runs as scheduled.
- */
-interface Sleeping {
-  readonly _tag: "Sleeping"
-  readonly kind: "Refresh" | "Backoff" | "Guard" | "Held"
-  readonly until: number
-  readonly alarm: Alarm
-  /** How long a request waited for the guard by the time the attempt starts (0 for the schedule's own). */
-  readonly pacedMillis: number
-}
-
-interface Attempting {
-  readonly _tag: "Attempting"
-  readonly attempt: number
-  fiber: Fiber.RuntimeFiber<void> | undefined
-  /** Whether the source call has started (until then, a synchronous request joins this attempt). */
-  started: boolean
-}
-
-interface Stopped {
-  readonly _tag: "Stopped"
-}
-
-/**
- * What bearers can share: the runtime their fibers are forked with, the clock and the alarms. A bearer made
- * alone has its own; a `KeyedBearer` shares one set among all its keys.
- *
- * @internal
- */
-export interface Shared {
-  readonly runtime: Runtime.Runtime<never>
-  readonly clock: Clock.Clock
-  readonly alarms: Alarms
-}
-
-const idle: Idle = { _tag: "Idle" }
-const stopped: Stopped = { _tag: "Stopped" }
-
-/**
- * A caller's synchronous renewal (`fetch({ synchronous: true })`): queued until an attempt carries it, then in
- * flight; every synchronous fetch meanwhile joins it. At most one exists at a time.
- *
- * @internal
- */
-export interface SyncRequest {
-  readonly timeoutMillis: number
-  readonly waiters: Waiters.Waiters<Token.Token, FetchError>
-  inFlight: boolean
-}
-
-/**
  * The state machine of one bearer, in the style of Effect's `PoolImpl`: its fields are the whole state, its
- * members the transitions. The cached token lives in `cache` (the `Ref` the hot path reads); the machine
- * alone writes it, keeps its last value in `cached`, and mirrors it to a `SubscriptionRef` for `changes`
- * once somebody subscribes (a `SubscriptionRef` costs 2.4 KB, half of an idle bearer, for a stream most
- * bearers never serve).
+ * members the transitions. The cached token lives in `cache`, which only the machine writes.
  *
  * @internal
  */
 export class BearerMachine {
-  /** The value in `cache`. */
-  cached: CacheState.CacheState = CacheState.empty
-  private subscription: SubscriptionRef.SubscriptionRef<CacheState.CacheState> | undefined
+  readonly cache = new CacheState.Cache()
   phase: Phase = idle
   /** A caller asked for a renewal that only a successful attempt satisfies. */
   asked = false
@@ -129,7 +57,6 @@ export class BearerMachine {
   constructor(
     readonly opts: ResolvedOptions,
     private readonly source: TokenSource["Type"],
-    readonly cache: Ref.Ref<CacheState.CacheState>,
     private readonly shared: Shared,
     readonly report: BearerReport
   ) {
@@ -204,16 +131,16 @@ export class BearerMachine {
   /** Invalidates the cached token if it is `token` (and still handed out); returns whether it acted. */
   invalidate(token: Token.Token): Effect.Effect<boolean> {
     return Effect.suspend(() => {
-      const state = this.cached
+      const state = this.cache.value
       if (this.isStopped || state._tag !== "Fresh" || !Equal.equals(state.token, token)) {
         this.report.invalidation(false)
         return Effect.succeed(false)
       }
       this.report.invalidation(true)
       this.guard.rejected(state.receivedAt, this.now())
-      this.cached = CacheState.invalidated(state.token)
+      const write = this.cache.set(CacheState.invalidated(state.token))
       this.ask()
-      return Effect.as(this.publish, true)
+      return Effect.as(write, true)
     })
   }
 
@@ -221,11 +148,10 @@ export class BearerMachine {
   requestRenewal(invalidate: boolean): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.isStopped) return Effect.void
-      const state = this.cached
+      const state = this.cache.value
       this.ask()
       if (!invalidate || state._tag !== "Fresh") return Effect.void
-      this.cached = CacheState.invalidated(state.token)
-      return this.publish
+      return this.cache.set(CacheState.invalidated(state.token))
     })
   }
 
@@ -362,7 +288,7 @@ export class BearerMachine {
     }
   ): Effect.Effect<void> {
     const { now, latencyMillis } = input
-    const previous = this.cached.token
+    const previous = this.cache.value.token
     this.unchanged = previous !== undefined && Equal.equals(previous, token) ? this.unchanged + 1 : 0
     const expiresAt = expiresAtMillis(token)
     const usableUntil = usableUntilMillis(this.opts, expiresAt, now)
@@ -378,7 +304,7 @@ export class BearerMachine {
     this.failures = 0
     this.lastFailure = undefined
     this.asked = false
-    this.cached = CacheState.fresh(token, usableUntil, now + delayMillis, now)
+    const write = this.cache.set(CacheState.fresh(token, usableUntil, now + delayMillis, now))
     const nextToken = this.tokenWaiters
     const nextAttempt = this.attemptWaiters
     this.tokenWaiters = this.attemptWaiters = undefined
@@ -387,7 +313,7 @@ export class BearerMachine {
     if (this.sync !== undefined) this.ask()
     const done = Exit.succeed(token)
     return Effect.zipRight(
-      this.publish,
+      write,
       Effect.suspend(() => {
         nextToken?.done(done)
         nextAttempt?.done(done)
@@ -428,30 +354,9 @@ export class BearerMachine {
       delayMillis,
       failures: this.failures,
       permanent,
-      token: this.cached.token
+      token: this.cache.value.token
     })
   }
-
-  /** Writes `cached` to the cache and to the subscription if there is one (the latest value always wins). */
-  private get publish(): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const set = Ref.set(this.cache, this.cached)
-      return this.subscription === undefined
-        ? set
-        : Effect.zipRight(
-            set,
-            SubscriptionRef.update(this.subscription, () => this.cached)
-          )
-    })
-  }
-
-  /** The `SubscriptionRef` behind `changes`, made (with the cached state) on first use. */
-  readonly subscribe: Effect.Effect<SubscriptionRef.SubscriptionRef<CacheState.CacheState>> = Effect.suspend(
-    () =>
-      this.subscription !== undefined
-        ? Effect.succeed(this.subscription)
-        : Effect.map(SubscriptionRef.make(this.cached), (made) => (this.subscription ??= made))
-  )
 
   /**
    * Shutdown (the bearer's scope closes): refuses new waits at once, stops the attempt in flight (so it can
@@ -465,8 +370,7 @@ export class BearerMachine {
     const fiber = phase._tag === "Attempting" ? phase.fiber : undefined
     return Effect.gen(this, function* () {
       if (fiber !== undefined) yield* Fiber.interrupt(fiber)
-      this.cached = CacheState.stopped
-      yield* this.publish
+      yield* this.cache.set(CacheState.stopped)
       const done = Exit.fail(CacheState.stoppedError)
       this.tokenWaiters?.done(done)
       this.attemptWaiters?.done(done)

@@ -15,6 +15,7 @@ import type * as RenewableBearer from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { InvalidOptionsError, RenewalError, StoppedError } from "./errors.js"
 import { decodeMillis, resolve } from "./options.js"
+import * as startup from "./awaitFirstToken.js"
 import * as bearerCore from "./renewableBearer.js"
 import { TokenStore } from "./tags.js"
 import * as Waiters from "./waiters.js"
@@ -117,7 +118,15 @@ export const make = <K, E = never, R = never>(
             new RenewalError({ reason: "SourceError", detail: `the source of key "${name}" failed`, cause })
         ),
         Effect.flatMap((source) =>
-          Effect.flatMap(resolve(bearerOptions), (opts) => bearerCore.makeFrom(opts, source, shared))
+          Effect.flatMap(
+            Effect.zip(resolve(bearerOptions), startup.resolveAwaitFirstToken(bearerOptions)),
+            ([opts, awaitMillis]) => {
+              const made = bearerCore.makeFrom(opts, source, shared)
+              return awaitMillis === undefined
+                ? made
+                : Effect.tap(made, (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
+            }
+          )
         ),
         Effect.catchTag("InvalidOptionsError", (error) =>
           Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: error.message, cause: error }))

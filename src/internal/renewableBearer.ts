@@ -6,14 +6,14 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Ref from "effect/Ref"
 import * as Tracer from "effect/Tracer"
 import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
 import type { Options, Service } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { Alarms } from "./alarms.js"
-import { BearerMachine, type Shared } from "./bearerMachine.js"
+import { BearerMachine } from "./bearerMachine.js"
+import type { Shared } from "./bearerPhase.js"
 import { BearerReport } from "./bearerReport.js"
 import * as CacheState from "./cacheState.js"
 import { type InvalidOptionsError, RenewalError } from "./errors.js"
@@ -57,8 +57,7 @@ export const makeFrom = (
   Effect.gen(function* () {
     const store = yield* Effect.serviceOption(TokenStore)
     const stored = Option.isNone(store) ? source : yield* tokenStore.withStore(source, store.value, opts)
-    const cache = yield* Ref.make<CacheState.CacheState>(CacheState.empty)
-    const machine = new BearerMachine(opts, stored, cache, shared, new BearerReport(opts.name))
+    const machine = new BearerMachine(opts, stored, shared, new BearerReport(opts.name))
     const service = new BearerService(machine)
     yield* Effect.addFinalizer(() => Effect.zipRight(machine.shutdown, service.stop()))
     if (opts.eager) machine.start()
@@ -124,7 +123,7 @@ class BearerService implements Service {
     const machine = this.#machine
     return Effect.clockWith((clock) =>
       Effect.map(
-        machine.cache.get,
+        machine.cache.ref.get,
         (state) => machine.asked || !(clock.unsafeCurrentTimeMillis() < state.usableUntil)
       )
     )
@@ -132,7 +131,7 @@ class BearerService implements Service {
 
   get current(): Service["current"] {
     return Effect.clockWith((clock) =>
-      Effect.map(this.#machine.cache.get, (state) =>
+      Effect.map(this.#machine.cache.ref.get, (state) =>
         state._tag === "Fresh" && clock.unsafeCurrentTimeMillis() < state.usableUntil
           ? Option.some(state.token)
           : Option.none()
@@ -142,7 +141,7 @@ class BearerService implements Service {
 
   get changes(): Service["changes"] {
     return Stream.unwrap(
-      Effect.map(this.#machine.subscribe, (subscription) =>
+      Effect.map(this.#machine.cache.subscribe(), (subscription) =>
         subscription.changes.pipe(
           Stream.takeWhile((state) => state._tag !== "Stopped"),
           Stream.filterMap((state) => Option.fromNullable(state.token)),
@@ -162,7 +161,7 @@ class BearerService implements Service {
   #memoizedFetch(options: FetchOptions | undefined): Effect.Effect<Token.Token, FetchError> {
     let checkedState: CacheState.CacheState | undefined
     let check: Effect.Effect<Token.Token, FetchError> = CacheState.failStopped
-    return Effect.flatMap(this.#machine.cache.get, (state) => {
+    return Effect.flatMap(this.#machine.cache.ref.get, (state) => {
       if (state !== checkedState) {
         checkedState = state
         check = Effect.withFiberRuntime((fiber) => this.#decide(fiber, state, options))

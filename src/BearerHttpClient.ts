@@ -187,7 +187,7 @@ export const layer: (
  * })
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category combinators
  */
 export const authorizeFrom: {
@@ -212,7 +212,7 @@ export const authorizeFrom: {
  * `layer` for the bearer of `tag`, such as a named bearer declared with `RenewableBearer.Tag`: replaces the
  * `HttpClient` in context with one authorized by that bearer.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerFor: <Self>(
@@ -247,7 +247,7 @@ export const layerFor: <Self>(
  * })
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category combinators
  */
 export const withKeyedBearer: {

@@ -86,7 +86,7 @@ export const VeryLongTimeout: Duration.Duration = options.VeryLongTimeout
  * A larger value is malformed: `fromMetadata` ignores it with a warning (so the bearer's own budget applies),
  * and `RenewableBearer.layer` refuses it with `InvalidOptionsError`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const MAX_RETRIES_LIMIT: 100 = options.MAX_RETRIES_LIMIT

@@ -51,7 +51,7 @@ export interface Options {
 /**
  * The default `maxBytes`: 64 KiB, far more than any token a server accepts in a header.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const DEFAULT_MAX_BYTES = 64 * 1024

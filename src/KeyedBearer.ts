@@ -46,7 +46,7 @@
  * }).pipe(Effect.provide(AudienceBearersLive))
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
@@ -63,7 +63,7 @@ import type { TokenSource } from "./TokenSource.js"
 /**
  * The keyed bearer service.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface KeyedBearer<in K> {
@@ -92,7 +92,7 @@ export interface KeyedBearer<in K> {
 /**
  * Options of the keyed bearer service.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Options<K, E = never, R = never> {
@@ -120,7 +120,7 @@ export interface Options<K, E = never, R = never> {
  * Builds the service in the current scope; closing the scope stops every bearer. Fails with
  * `InvalidOptionsError` for options out of range.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const make: <K, E = never, R = never>(
@@ -130,7 +130,7 @@ export const make: <K, E = never, R = never>(
 /**
  * Declares a tag for a keyed bearer service whose keys are `K`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category tags
  */
 export const Tag =
@@ -141,7 +141,7 @@ export const Tag =
 /**
  * The service as a layer for `tag`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
 export const layer = <Self, K, E = never, R = never>(

@@ -101,7 +101,7 @@ export const provideFresh: <A, E, R>(
  * const program = Receiver.fetch.pipe(Receiver.provideFreshFrom(BillingBearer))
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category combinators
  */
 export const provideFreshFrom: <Self>(

@@ -80,7 +80,7 @@ export interface Options {
 /**
  * The default `maxRecordBytes`: 64 KiB, room for a sealed 16 KiB token several times over.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const DEFAULT_MAX_RECORD_BYTES: number = internal.DEFAULT_MAX_RECORD_BYTES

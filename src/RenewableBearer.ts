@@ -48,7 +48,7 @@ export {
 /**
  * The bearer's interface: what `RenewableBearer`, and every named bearer declared with `Tag`, hands out.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type Service = RenewableBearer["Type"]
@@ -108,7 +108,7 @@ export interface Options {
  * Why building a bearer failed: `InvalidOptionsError` for options out of range; `RenewalError` only with
  * `awaitFirstToken`, when no first token came.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category errors
  */
 export type BuildError = InvalidOptionsError | RenewalError
@@ -201,7 +201,7 @@ export const RenewableBearerLive: Layer.Layer<RenewableBearer, never, TokenSourc
  * }).pipe(Effect.provide(BearersLive))
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category tags
  */
 export const Tag =
@@ -213,7 +213,7 @@ export const Tag =
  * Where a named bearer gets its tokens: a `TokenSource` service itself, or an effect that makes one (such as
  * `OAuth2TokenSource.clientCredentials(...)`, or a tag of one's own for a source provided elsewhere).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type SourceInput<E = never, R = never> = TokenSource["Type"] | Effect.Effect<TokenSource["Type"], E, R>
@@ -222,7 +222,7 @@ export type SourceInput<E = never, R = never> = TokenSource["Type"] | Effect.Eff
  * Options of a named bearer: the bearer's options and, optionally, its own `source`. Without `source` it uses
  * the `TokenSource` in context.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface NamedOptions<E = never, R = never> extends Options {
@@ -233,7 +233,7 @@ export interface NamedOptions<E = never, R = never> extends Options {
  * Builds a bearer in the current scope with a source of its own (see `layerFor`); `name` defaults to
  * `defaultName`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const makeWith: {
@@ -268,7 +268,7 @@ export const makeWith: {
  * }).pipe(Layer.provide(FetchHttpClient.layer))
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerFor: {

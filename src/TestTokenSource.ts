@@ -239,7 +239,7 @@ export const layer = (steps: Iterable<Step>): Layer.Layer<TokenSource | TestToke
 /**
  * The identifier of the `TestTokenSource` handle of the named bearer `Bearer` (see `forBearer`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface For<Bearer> {
@@ -250,7 +250,7 @@ export interface For<Bearer> {
  * The tag of the `TestTokenSource` handle that reads the scripted source of a named bearer built with
  * `layerFor`. Its key is derived from the bearer's tag, so each named bearer has its own handle.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category tags
  */
 export const forBearer = <Self>(
@@ -280,7 +280,7 @@ export const forBearer = <Self>(
  * )
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerFor = <Self>(

@@ -54,7 +54,7 @@ export * as JwtAssertion from "./JwtAssertion.js"
 /**
  * Keyed bearers: one bearer per key (audience, scope, tenant), built on first use, closed when idle, bounded.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export * as KeyedBearer from "./KeyedBearer.js"
 

@@ -33,6 +33,15 @@ describe("npm run bench (smoke)", () => {
     const metrics = (id: string) => correctness.filter((row) => row.case === id).map((row) => row.metric)
     expect(metrics("1")).toContainEqual(expect.stringMatching(/^timers armed/))
     expect(metrics("2").filter((m) => m.endsWith("source calls"))).toHaveLength(4)
+    // Timed and untimed herds alike: no waiter arms a timer of its own; the heap runs (the source answers only
+    // once every waiter is registered) fail no fetch either.
+    expect(metrics("2").filter((m) => m.endsWith("timers armed by waiters"))).toHaveLength(4)
+    expect(metrics("2")).toEqual(
+      expect.arrayContaining([
+        'fetch({ timeout: "30 seconds" }) N=1,000: source calls',
+        'fetch({ timeout: "30 seconds" }) N=1,000: failed fetches (heap run)'
+      ])
+    )
     for (const run of ["200 ms, yieldNow", "200 ms, event loop", "1000 ms, yieldNow", "1000 ms, event loop"])
       expect(metrics("3")).toEqual(
         expect.arrayContaining([
@@ -43,7 +52,8 @@ describe("npm run bench (smoke)", () => {
       )
     expect(metrics("4")).toEqual(
       expect.arrayContaining([
-        "fetches that timed out",
+        "fetches that timed out (fewest of the rounds)",
+        "timers armed at once while they wait (bearer and waiters)",
         "source calls",
         "next fetch after recovery succeeds",
         "heap growth after forced GC"

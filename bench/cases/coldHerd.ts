@@ -1,13 +1,18 @@
 /**
- * Case 2, the cold herd: N fibers call `fetch()` at once on an empty cache; the source takes 20 ms.
+ * Case 2, the cold herd: N fibers call `fetch()` at once on an empty cache; the source takes 20 ms. Then the
+ * same with `fetch({ timeout: "30 seconds" })`, the fetch every `BearerHttpClient` request makes.
  *
- * The floor is N fibers awaiting one `Deferred` that a fiber completes after 20 ms. Both run on the live
- * clock; each configuration runs a few times, alternating bearer and floor, and keeps its fastest run.
+ * The floor is the untimed herd: N fibers awaiting one `Deferred` that a fiber completes after 20 ms. Timed
+ * and untimed fetches are both compared with it (a timed waiter must cost about what an untimed one does).
+ * Everything runs on the live clock; each configuration runs a few times, alternating bearer and floor, and
+ * keeps its fastest run. Heap per waiter is measured apart, while every waiter of a herd is registered and
+ * the source (or the `Deferred`) has not answered yet.
  */
-import { Clock, Deferred, Duration, Effect, Exit, Fiber } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber } from "effect"
+import type { FetchOptions } from "effect-renewable-bearer"
 import { RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
 import { equals, info, ratioAtMost, type Row } from "../report.js"
-import { type BenchCase, countingClock, heapAfterGc, HOUR, runQuiet } from "../support.js"
+import { type BenchCase, countingClock, hasGc, heapAfterGc, HOUR, runQuiet } from "../support.js"
 
 const SOURCE_MILLIS = 20
 
@@ -20,6 +25,15 @@ interface Run {
   readonly waiterTimers: number
   readonly failures: number
 }
+
+/** One kind of herd: how each fetcher calls the bearer. */
+interface Variant {
+  readonly label: string
+  readonly options: FetchOptions.FetchOptions | undefined
+}
+
+const untimed: Variant = { label: "fetch()", options: undefined }
+const timed: Variant = { label: 'fetch({ timeout: "30 seconds" })', options: { timeout: "30 seconds" } }
 
 const measure = <E>(
   fork: (clock: Clock.Clock) => Effect.Effect<ReadonlyArray<Fiber.RuntimeFiber<unknown, E>>>
@@ -47,42 +61,45 @@ const forkAll = <A, E>(n: number, effect: Effect.Effect<A, E>, clock: Clock.Cloc
     clock
   )
 
-const bearerRun = (n: number, timeout: Duration.Duration | undefined): Effect.Effect<Run> =>
+/** A bearer with default options whose source answers `answer` (and counts its calls). */
+const makeBearer = (answer: Effect.Effect<void>) =>
+  Effect.gen(function* () {
+    let sourceCalls = 0
+    const source = TokenSource.TokenSource.of({
+      fetch: Effect.suspend(() => {
+        sourceCalls += 1
+        return Effect.zipRight(
+          answer,
+          Effect.map(Clock.currentTimeMillis, (now) => Token.make("herd", { expiresAt: now + HOUR }))
+        )
+      })
+    })
+    const bearer = yield* RenewableBearer.make().pipe(
+      Effect.provideService(TokenSource.TokenSource, source),
+      Effect.orDie
+    )
+    return { bearer, sourceCalls: () => sourceCalls }
+  })
+
+const bearerRun = (n: number, variant: Variant): Effect.Effect<Run> =>
   Effect.scoped(
     Effect.gen(function* () {
-      let sourceCalls = 0
-      const source = TokenSource.TokenSource.of({
-        fetch: Effect.suspend(() => {
-          sourceCalls += 1
-          return Effect.zipRight(
-            Effect.sleep(SOURCE_MILLIS),
-            Effect.map(Clock.currentTimeMillis, (now) => Token.make("herd", { expiresAt: now + HOUR }))
-          )
-        })
-      })
-      const bearer = yield* RenewableBearer.make().pipe(
-        Effect.provideService(TokenSource.TokenSource, source),
-        Effect.orDie
-      )
-      const fetch = timeout === undefined ? bearer.fetch() : bearer.fetch({ timeout })
+      const { bearer, sourceCalls } = yield* makeBearer(Effect.sleep(SOURCE_MILLIS))
+      const fetch = bearer.fetch(variant.options)
       const run = yield* measure((clock) => forkAll(n, fetch, clock))
-      return { ...run, sourceCalls }
+      return { ...run, sourceCalls: sourceCalls() }
     })
   )
 
-const floorRun = (n: number, timeout: Duration.Duration | undefined, withSpan = false): Effect.Effect<Run> =>
+const floorRun = (n: number, withSpan = false): Effect.Effect<Run> =>
   Effect.gen(function* () {
     const token = Token.make("floor", { expiresAt: Date.now() + HOUR })
     const deferred = yield* Deferred.make<Token.Token>()
-    const awaited = withSpan
+    const wait = withSpan
       ? Effect.withSpan(Deferred.await(deferred), "RenewableBearer.wait", {
           attributes: { "bearer.name": "default", "bearer.mode": "asynchronous" }
         })
       : Deferred.await(deferred)
-    const wait =
-      timeout === undefined
-        ? awaited
-        : Effect.timeoutFail(awaited, { duration: timeout, onTimeout: () => "timeout" })
     const run = yield* measure((clock) =>
       Effect.zipRight(
         Effect.fork(Effect.zipRight(Effect.sleep(SOURCE_MILLIS), Deferred.succeed(deferred, token))),
@@ -90,6 +107,53 @@ const floorRun = (n: number, timeout: Duration.Duration | undefined, withSpan = 
       )
     )
     return { ...run, sourceCalls: 1 }
+  })
+
+const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  setImmediate(() => resume(Effect.void))
+})
+
+/**
+ * Heap per waiter: `heapUsed` after forced GCs while `n` fibers wait in `wait` (each counted as it starts,
+ * and registered in the same synchronous step), minus the same before they were forked, divided by `n`.
+ * `release` then lets them all finish; returns the bytes per waiter and how many of them failed.
+ */
+const heapPerWaiter = (
+  n: number,
+  wait: Effect.Effect<unknown, unknown>,
+  release: Effect.Effect<void>
+): Effect.Effect<{ readonly bytes: number; readonly failures: number }> =>
+  Effect.gen(function* () {
+    let started = 0
+    const counted = Effect.suspend(() => {
+      started += 1
+      return wait
+    })
+    const before = yield* Effect.promise(heapAfterGc)
+    const fibers = yield* Effect.forEach(Array.from({ length: n }), () => Effect.fork(counted))
+    while (started < n) yield* nextTurn
+    const during = yield* Effect.promise(heapAfterGc)
+    yield* release
+    const exits = yield* Effect.forEach(fibers, Fiber.await)
+    return { bytes: (during - before) / n, failures: exits.filter(Exit.isFailure).length }
+  })
+
+/** The bearer's heap per waiter: its source answers only when the measurement is done. */
+const bearerHeap = (n: number, variant: Variant) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const gate = yield* Deferred.make<void>()
+      const { bearer } = yield* makeBearer(Deferred.await(gate))
+      return yield* heapPerWaiter(n, bearer.fetch(variant.options), Deferred.succeed(gate, undefined))
+    })
+  )
+
+/** The floor's heap per waiter: untimed fibers awaiting one `Deferred`. */
+const floorHeap = (n: number) =>
+  Effect.gen(function* () {
+    const token = Token.make("floor", { expiresAt: Date.now() + HOUR })
+    const deferred = yield* Deferred.make<Token.Token>()
+    return yield* heapPerWaiter(n, Deferred.await(deferred), Deferred.succeed(deferred, token))
   })
 
 const fastest = (runs: ReadonlyArray<Run>): Run => ({
@@ -100,80 +164,122 @@ const fastest = (runs: ReadonlyArray<Run>): Run => ({
   failures: Math.max(...runs.map((r) => r.failures))
 })
 
+/** The rows of one herd size: every variant against the one untimed floor. */
+const herdRows = async (
+  n: number,
+  repeats: number,
+  log: (line: string) => void
+): Promise<{ rows: Array<Row>; perFetcher: Map<Variant, number> }> => {
+  const runs = new Map<Variant | "floor", Array<Run>>([
+    [untimed, []],
+    [timed, []],
+    ["floor", []]
+  ])
+  for (let i = 0; i < repeats; i++) {
+    // Alternate, so a burst of load on the machine falls on every kind alike.
+    for (const kind of i % 2 === 0
+      ? ([untimed, timed, "floor"] as const)
+      : (["floor", timed, untimed] as const)) {
+      await heapAfterGc()
+      runs.get(kind)!.push(await runQuiet(kind === "floor" ? floorRun(n) : bearerRun(n, kind)))
+    }
+  }
+  const floor = fastest(runs.get("floor")!)
+  const size = n.toLocaleString("en-US")
+  const rows: Array<Row> = []
+  const perFetcher = new Map<Variant, number>()
+  const floorHeapBytes = hasGc() ? (await runQuiet(floorHeap(n))).bytes : undefined
+  for (const variant of [untimed, timed]) {
+    const bearer = fastest(runs.get(variant)!)
+    perFetcher.set(variant, (bearer.cpuMillis * 1000) / n)
+    log(
+      `  ${variant.label} N=${size}: ${bearer.wallMillis.toFixed(1)} ms (floor ${floor.wallMillis.toFixed(1)} ms)`
+    )
+    const label = `${variant.label} N=${size}`
+    rows.push(
+      equals(`${label}: source calls`, "", bearer.sourceCalls, 1),
+      equals(`${label}: failed fetches`, "", bearer.failures, 0),
+      // A timed waiter joins the bearer's deadline queue: its one sleeper runs on the bearer's fiber.
+      equals(`${label}: timers armed by waiters`, "", bearer.waiterTimers, 0),
+      ratioAtMost(
+        `${label}: wall time vs the untimed floor`,
+        "ms",
+        bearer.wallMillis,
+        floor.wallMillis,
+        variant === timed ? 1.25 : 1.5
+      ),
+      info(`${label}: CPU per fetcher`, "us", (bearer.cpuMillis * 1000) / n, (floor.cpuMillis * 1000) / n)
+    )
+    if (floorHeapBytes !== undefined) {
+      const heap = await runQuiet(bearerHeap(n, variant))
+      const heapRow = `${label}: heap per waiter vs the untimed floor`
+      rows.push(
+        variant === timed
+          ? ratioAtMost(heapRow, "bytes", heap.bytes, floorHeapBytes, 1.25)
+          : info(heapRow, "bytes", heap.bytes, floorHeapBytes),
+        equals(`${label}: failed fetches (heap run)`, "", heap.failures, 0)
+      )
+    }
+  }
+  rows.push(
+    info(
+      `${timed.label} N=${size}: wall time vs the untimed bearer`,
+      "ms",
+      fastest(runs.get(timed)!).wallMillis,
+      fastest(runs.get(untimed)!).wallMillis
+    )
+  )
+  return { rows, perFetcher }
+}
+
 export const coldHerd: BenchCase = {
   id: "2",
   title: "Cold herd: N concurrent fetches on an empty cache, source takes 20 ms",
   run: async ({ smoke, log }) => {
     const sizes = smoke ? [100, 1_000] : [1_000, 10_000, 100_000]
-    // Large herds take long on a small machine (with a timeout, each waiter is three fibers and a timer): they
-    // run once; the smallest size, cheap (a few tens of milliseconds) and so the noisiest, five times (each
-    // alternates bearer and floor).
-    const repeats = (n: number) => (smoke || n >= 10_000 ? 1 : 5)
-    const timeout = Duration.seconds(30)
+    // The smallest size, cheap (a few tens of milliseconds) and so the noisiest, runs five times; larger ones
+    // fewer times, each alternating the two kinds of bearer herd and the floor.
+    const repeats = (n: number) => (smoke ? 1 : n >= 100_000 ? 2 : n >= 10_000 ? 3 : 5)
+    // Warm up the code paths, so the smallest size is not charged for compilation.
+    for (const variant of [untimed, timed]) await runQuiet(bearerRun(sizes[0]!, variant))
+    await runQuiet(floorRun(sizes[0]!))
+    if (hasGc()) {
+      await runQuiet(bearerHeap(sizes[0]!, timed))
+      await runQuiet(floorHeap(sizes[0]!))
+    }
     const rows: Array<Row> = []
-    for (const [label, withTimeout] of [
-      ["fetch()", undefined],
-      ["fetch({ timeout: 30 s })", timeout]
-    ] as const) {
-      // Warm up the code paths, so the smallest size is not charged for compilation.
-      await runQuiet(bearerRun(sizes[0]!, withTimeout))
-      await runQuiet(floorRun(sizes[0]!, withTimeout))
-      const perFetcher = new Map<number, number>()
-      for (const n of sizes) {
-        const bearerRuns: Array<Run> = []
-        const floorRuns: Array<Run> = []
-        for (let i = 0; i < repeats(n); i++) {
-          await heapAfterGc()
-          bearerRuns.push(await runQuiet(bearerRun(n, withTimeout)))
-          await heapAfterGc()
-          floorRuns.push(await runQuiet(floorRun(n, withTimeout)))
-        }
-        const bearer = fastest(bearerRuns)
-        const floor = fastest(floorRuns)
-        perFetcher.set(n, (bearer.cpuMillis * 1000) / n)
-        log(`  ${label} N=${n}: ${bearer.wallMillis.toFixed(1)} ms (floor ${floor.wallMillis.toFixed(1)} ms)`)
-        const size = n.toLocaleString("en-US")
+    const perFetcher = new Map<number, Map<Variant, number>>()
+    for (const n of sizes) {
+      const herd = await herdRows(n, repeats(n), log)
+      rows.push(...herd.rows)
+      perFetcher.set(n, herd.perFetcher)
+      if (n === sizes[1]) {
+        // Diagnosis: the floor with one tracing span per waiter, as the bearer once opened for each fetch
+        // that waits (`RenewableBearer.wait`; today only inside a caller's span).
+        await heapAfterGc()
+        const spanned = await runQuiet(floorRun(n, true))
+        const bearer = rows.find(
+          (row) => row.metric === `fetch() N=${n.toLocaleString("en-US")}: wall time vs the untimed floor`
+        )
         rows.push(
-          equals(`${label} N=${size}: source calls`, "", bearer.sourceCalls, 1),
-          equals(`${label} N=${size}: failed fetches`, "", bearer.failures, 0),
-          equals(
-            `${label} N=${size}: timers armed by waiters`,
-            "",
-            // A timed waiter joins the bearer's deadline queue: its one sleeper runs on the bearer's fiber.
-            bearer.waiterTimers,
-            0
-          ),
-          ratioAtMost(`${label} N=${size}: wall time`, "ms", bearer.wallMillis, floor.wallMillis, 1.5),
           info(
-            `${label} N=${size}: CPU per fetcher`,
-            "us",
-            (bearer.cpuMillis * 1000) / n,
-            (floor.cpuMillis * 1000) / n
+            `fetch() N=${n.toLocaleString("en-US")}: wall time vs floor + a span per waiter`,
+            "ms",
+            bearer!.measured,
+            spanned.wallMillis
           )
         )
-        if (withTimeout === undefined && n === sizes[1]) {
-          // Diagnosis: the same floor with one tracing span per waiter, as the bearer opens for each fetch
-          // that waits (`RenewableBearer.wait`).
-          await heapAfterGc()
-          const spanned = await runQuiet(floorRun(n, undefined, true))
-          rows.push(
-            info(
-              `${label} N=${size}: wall time vs floor + a span per waiter`,
-              "ms",
-              bearer.wallMillis,
-              spanned.wallMillis
-            )
-          )
-        }
       }
-      const smallest = sizes[0]!
-      const largest = sizes[sizes.length - 1]!
+    }
+    const smallest = sizes[0]!
+    const largest = sizes[sizes.length - 1]!
+    for (const variant of [untimed, timed]) {
       rows.push(
         ratioAtMost(
-          `${label}: CPU per fetcher, N=${largest.toLocaleString("en-US")} vs N=${smallest.toLocaleString("en-US")}`,
+          `${variant.label}: CPU per fetcher, N=${largest.toLocaleString("en-US")} vs N=${smallest.toLocaleString("en-US")}`,
           "us",
-          perFetcher.get(largest)!,
-          perFetcher.get(smallest)!,
+          perFetcher.get(largest)!.get(variant)!,
+          perFetcher.get(smallest)!.get(variant)!,
           1.5
         )
       )
@@ -181,10 +287,15 @@ export const coldHerd: BenchCase = {
     return {
       rows,
       notes: [
-        "Wall time: first fork to last join (fastest of 5 runs at N=1,000, one run above); the floor is N fibers awaiting one Deferred " +
-          "completed after 20 ms (with the same timeout on each waiter for the timeout rows).",
+        "Default options. Wall time: first fork to last join, fastest of 5 runs at N=1,000, 3 at 10,000, 2 at " +
+          "100,000 (bearer without and with a timeout and floor alternating); the floor is the untimed herd, N " +
+          "fibers awaiting one Deferred completed after 20 ms, for both kinds of fetch.",
+        "Heap per waiter: heapUsed after forced full GCs while all N waiters are registered and the source (a " +
+          "gate, not a 20 ms sleep) has not answered, minus the same before the fork, divided by N; the floor " +
+          "is N fibers awaiting one Deferred, measured the same way. The gate can hold the source call past " +
+          "refreshRequestTimeout (5 s) at N=100,000, so a heap run may make a second call: its calls are no goal.",
         "CPU per fetcher: process CPU time (all threads, GC included) over the same span, divided by N; its floor " +
-          "column is the Deferred floor's. The N=100,000 vs N=1,000 row compares the bearer with itself.",
+          "column is the Deferred floor's. The N=100,000 vs N=1,000 rows compare the bearer with itself.",
         "Timers armed by waiters: sleeps through the waiters' Clock (a counting Clock given to the forked fibers)."
       ]
     }

@@ -39,10 +39,12 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
 import type * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
 import type { FetchError } from "./Errors.js"
 import type { FetchOptions } from "./FetchOptions.js"
 import * as internal from "./internal/bearerHttpClient.js"
@@ -50,6 +52,9 @@ import type * as KeyedBearer from "./KeyedBearer.js"
 import type * as Context from "effect/Context"
 import type { RenewableBearer, Service as BearerService } from "./RenewableBearer.js"
 import type { UnauthorizedError } from "./internal/errors.js"
+
+const isHttpClient = (u: unknown): u is HttpClient.HttpClient.With<unknown, unknown> =>
+  Predicate.hasProperty(u, HttpClient.TypeId)
 
 /**
  * Options of the authorized client.
@@ -82,7 +87,8 @@ export {
 } from "./internal/errors.js"
 
 /**
- * Authorizes a client with the given bearer. Fails with `UnauthorizedError` instead of returning a `401`
+ * Authorizes a client with the given bearer, data-first (`withBearer(client, bearer, options?)`) or data-last
+ * (`client.pipe(withBearer(bearer, options?))`). Fails with `UnauthorizedError` instead of returning a `401`
  * when `failOnUnauthorized` is `true`. The error type has `UnauthorizedError` unless `failOnUnauthorized` is
  * known to be `false` or absent (a `boolean` variable may be `true`, so it keeps it).
  *
@@ -96,6 +102,12 @@ export {
  *   const bearer = yield* RenewableBearer.RenewableBearer
  *   const client = yield* HttpClient.HttpClient
  *   return client.pipe(BearerHttpClient.withBearer(bearer, { failOnUnauthorized: true }))
+ * })
+ *
+ * // The same, data-first.
+ * const makeClientFirst = Effect.gen(function* () {
+ *   const bearer = yield* RenewableBearer.RenewableBearer
+ *   return BearerHttpClient.withBearer(yield* HttpClient.HttpClient, bearer)
  * })
  * ```
  *
@@ -119,7 +131,26 @@ export const withBearer: {
   ): <E, R>(
     self: HttpClient.HttpClient.With<E, R>
   ) => HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
-} = internal.withBearer as any
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    bearer: RenewableBearer["Type"],
+    options: Options & { readonly failOnUnauthorized: true }
+  ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    bearer: RenewableBearer["Type"],
+    options?: Options & { readonly failOnUnauthorized?: false | undefined }
+  ): HttpClient.HttpClient.With<E | FetchError, R>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    bearer: RenewableBearer["Type"],
+    options?: Options
+  ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
+} = dual(
+  (args) => isHttpClient(args[0]),
+  <E, R>(self: HttpClient.HttpClient.With<E, R>, bearer: RenewableBearer["Type"], options?: Options) =>
+    internal.withBearer(bearer, options)(self)
+)
 
 /**
  * Authorizes a client with the `RenewableBearer` from context (see `withBearer`).

@@ -1,7 +1,8 @@
 /**
  * The errors of the renewable bearer. A `fetch` fails with exactly `RenewalError | StoppedError`; a
  * `TokenSource` fails with `TokenSourceError`; building a bearer with bad options fails with
- * `InvalidOptionsError`. None of them ever carries a token value.
+ * `InvalidOptionsError`; a key or a discovery that cannot be used, with `KeyError` or `DiscoveryError`; a
+ * `TokenStore` operation, with `TokenStoreError`. None of them ever carries a token value.
  *
  * @since 0.1.0
  */
@@ -204,4 +205,38 @@ export {
    * @category refinements
    */
   isDiscoveryError
+} from "./internal/errors.js"
+
+/**
+ * What a store was doing when it failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
+
+/**
+ * Why a store operation failed: `Unavailable` (the store cannot be reached), `Timeout` (it did not answer in
+ * time), `Failure` (its medium failed, such as a file system error), `InvalidOptions` (an option of a store's
+ * `make` or of `withStore` is not valid; the operation is `open`), `Untrusted` (the file store's directory is
+ * a symbolic link, owned by another user, or writable by group or others), `TooLarge` (a record is larger
+ * than the store's `maxRecordBytes`; nothing more was read), `Unauthenticated` (Redis refused the
+ * credentials).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TokenStoreErrorReason =
+  "Unavailable" | "Timeout" | "Failure" | "InvalidOptions" | "Untrusted" | "TooLarge" | "Unauthenticated"
+
+export {
+  /**
+   * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).
+   * A record that cannot be decoded or decrypted is not an error: it reads as absent. The bearer never fails a
+   * request because of this error: it logs a warning and calls its source itself.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  TokenStoreError
 } from "./internal/errors.js"

@@ -75,6 +75,7 @@ export const OPTION_MAX_RETRIES = "max_fetch_token_retries"
 /**
  * Ten years: the original module's wait for a token that never expires, and for a caller without timeout.
  *
+ * @deprecated A bearer constant, not a fetch option: use `RenewableBearer.VeryLongTimeout`.
  * @since 0.1.0
  * @category constants
  */

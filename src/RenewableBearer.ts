@@ -32,8 +32,18 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError, RenewalError } from "./Errors.js"
 import * as internal from "./internal/build.js"
+import * as options from "./internal/options.js"
 import type { TokenSource } from "./TokenSource.js"
 import { RenewableBearer } from "./internal/tags.js"
+
+/**
+ * Ten years: how long the bearer keeps a token that never expires before it renews it, and the original
+ * module's `VERY_LONG_TIMEOUT`.
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const VeryLongTimeout: Duration.Duration = options.VeryLongTimeout
 
 export {
   /**

@@ -28,7 +28,7 @@ import * as internal from "./internal/tokenStore.js"
 import type * as Token from "./Token.js"
 import type { TokenSource } from "./TokenSource.js"
 import { TokenStore } from "./internal/tags.js"
-import type { TokenStoreError } from "./internal/errors.js"
+import type { TokenStoreError } from "./Errors.js"
 
 /**
  * A token as a store holds it: the token and the instant (epoch millis, by the writer's clock) it was
@@ -42,39 +42,29 @@ export interface StoredToken {
   readonly writtenAt: number
 }
 
-/**
- * What a store was doing when it failed.
- *
- * @since 0.1.0
- * @category errors
- */
-export type TokenStoreOperation = "open" | "get" | "put" | "lock" | "unlock"
-
-/**
- * Why a store operation failed: `Unavailable` (the store cannot be reached), `Timeout` (it did not answer in
- * time), `Failure` (its medium failed, such as a file system error), `InvalidOptions` (an option of a store's
- * `make` or of `withStore` is not valid; the operation is `open`), `Untrusted` (the file store's directory is
- * a symbolic link, owned by another user, or writable by group or others), `TooLarge` (a record is larger
- * than the store's `maxRecordBytes`; nothing more was read), `Unauthenticated` (Redis refused the
- * credentials).
- *
- * @since 0.1.0
- * @category errors
- */
-export type TokenStoreErrorReason =
-  "Unavailable" | "Timeout" | "Failure" | "InvalidOptions" | "Untrusted" | "TooLarge" | "Unauthenticated"
-
 export {
   /**
-   * A store operation failed: the store is unreachable, timed out, or its medium failed (a file system error).
-   * A record that cannot be decoded or decrypted is not an error: it reads as absent. The bearer never fails a
-   * request because of this error: it logs a warning and calls its source itself.
+   * A store operation failed (see `Errors.TokenStoreError`, where it lives).
    *
    * @since 0.1.0
    * @category errors
    */
-  TokenStoreError
-} from "./internal/errors.js"
+  TokenStoreError,
+  /**
+   * What a store was doing when it failed (see `Errors.TokenStoreOperation`).
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  type TokenStoreOperation,
+  /**
+   * Why a store operation failed (see `Errors.TokenStoreErrorReason`).
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  type TokenStoreErrorReason
+} from "./Errors.js"
 
 export {
   /**

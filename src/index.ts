@@ -31,7 +31,7 @@ export * as EnvTokenSource from "./EnvTokenSource.js"
 export * as Errors from "./Errors.js"
 
 /**
- * Options of one fetch, the original string keys, and `VeryLongTimeout`.
+ * Options of one fetch, the original string keys, and a parser for them.
  *
  * @since 0.1.0
  */

@@ -207,6 +207,29 @@ describe("BearerHttpClient: no error or response it hands out carries the token"
 })
 
 describe("BearerHttpClient", { timeout: 10_000 }, () => {
+  it.scopedLive(
+    "withBearer data-first and data-last: both send the bearer's token; both fail on a 401 when asked",
+    () =>
+      Effect.gen(function* () {
+        const { bearer } = yield* setup(steps)
+        const accepted = new Set([T1])
+        const api = yield* protectedApi(accepted)
+        const inner = yield* HttpClient.HttpClient
+        const first = BearerHttpClient.withBearer(inner, bearer)
+        const last = inner.pipe(BearerHttpClient.withBearer(bearer))
+        const statuses = [(yield* first.get(`${api.url}/a`)).status, (yield* last.get(`${api.url}/b`)).status]
+        expect(statuses).toEqual([200, 200])
+        expect(authHeaders(yield* api.requests)).toEqual([`Bearer ${T1}`, `Bearer ${T1}`])
+        accepted.clear()
+        const options = { failOnUnauthorized: true } as const
+        const failures = [
+          yield* Effect.flip(BearerHttpClient.withBearer(inner, bearer, options).get(`${api.url}/c`)),
+          yield* Effect.flip(inner.pipe(BearerHttpClient.withBearer(bearer, options)).get(`${api.url}/d`))
+        ]
+        expect(failures.map((error) => error._tag)).toEqual(["UnauthorizedError", "UnauthorizedError"])
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+
   it.scopedLive("a 401 with an endless body: dropped after 64 KiB, the replay succeeds, under 100 MB", () =>
     Effect.gen(function* () {
       const { bearer } = yield* setup(steps)

@@ -9,8 +9,13 @@ import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import type * as Types from "effect/Types"
-import type { DiscoveryErrorReason, KeyErrorReason, RenewalErrorReason } from "../Errors.js"
-import type { TokenStoreErrorReason, TokenStoreOperation } from "../TokenStore.js"
+import type {
+  DiscoveryErrorReason,
+  KeyErrorReason,
+  RenewalErrorReason,
+  TokenStoreErrorReason,
+  TokenStoreOperation
+} from "../Errors.js"
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-renewable-bearer/Errors")
@@ -151,7 +156,7 @@ export class DiscoveryError extends TaggedError("DiscoveryError")<{
   }
 }
 
-/** See `TokenStore.TokenStoreError`. @internal */
+/** See `Errors.TokenStoreError`. @internal */
 export class TokenStoreError extends TaggedError("TokenStoreError")<{
   readonly operation: TokenStoreOperation
   readonly reason: TokenStoreErrorReason

@@ -15,7 +15,7 @@ import {
   Stream,
   TestClock
 } from "effect"
-import { RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
+import { Receiver, RenewableBearer, TestTokenSource } from "effect-renewable-bearer"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { format, inspect } from "node:util"
@@ -635,5 +635,77 @@ describe("BearerHttpClient", { timeout: 10_000 }, () => {
         for (const token of [T1, T2]) expect(rendering).not.toContain(token)
       }
     }).pipe(Effect.provide(FetchHttpClient.layer))
+  )
+})
+
+/** An API in memory: answers 200 to a token in `accepted`, 401 to any other; records the tokens it saw. */
+const memoryApi = (accepted: Set<string>) => {
+  const seen: Array<string> = []
+  const client = HttpClient.make((request) =>
+    Effect.sync(() => {
+      const token = (request.headers["authorization"] ?? "").replace(/^Bearer /, "")
+      seen.push(token)
+      return HttpClientResponse.fromWeb(
+        request,
+        new Response(null, { status: accepted.has(token) ? 200 : 401 })
+      )
+    })
+  )
+  return { client, seen }
+}
+
+describe("BearerHttpClient: receivers on the request path", () => {
+  it.scoped(
+    "a request that finds a fresh token makes no receiver; after a 401 the receiver counts the first attempt",
+    () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(steps)
+        let made = 0
+        const counted = RenewableBearer.RenewableBearer.of({
+          ...bearer,
+          receiver: Effect.tap(bearer.receiver, () => {
+            made++
+          })
+        })
+        const accepted = new Set([T1])
+        const api = memoryApi(accepted)
+        const client = api.client.pipe(BearerHttpClient.withBearer(counted))
+        for (let i = 0; i < 5; i++) expect((yield* client.get("http://api.test/items")).status).toBe(200)
+        // The first request learns that the bearer's receivers are the library's own; the others need none.
+        expect(made).toBe(1)
+        accepted.clear()
+        const refused = yield* client.get("http://api.test/items")
+        // The default budget of 2 attempts: the first (made without the receiver, counted by it) and one
+        // replay with the renewed token. Uncounted, the replay would carry T1 again and a third attempt follow.
+        expect(refused.status).toBe(401)
+        expect(api.seen.slice(5)).toEqual([T1, T2])
+        expect(made).toBe(2)
+        expect(yield* source.calls).toBe(2)
+      })
+  )
+
+  it.scoped(
+    "a bearer whose receivers are wrapped gets a receiver for every request, which sees every attempt",
+    () =>
+      Effect.gen(function* () {
+        const { bearer } = yield* setup(steps)
+        let fetches = 0
+        const wrapped = RenewableBearer.RenewableBearer.of({
+          ...bearer,
+          receiver: Effect.map(bearer.receiver, (receiver) =>
+            Receiver.Receiver.of({
+              ...receiver,
+              fetchWith: (options) => {
+                fetches++
+                return receiver.fetchWith(options)
+              }
+            })
+          )
+        })
+        const api = memoryApi(new Set([T1]))
+        const client = api.client.pipe(BearerHttpClient.withBearer(wrapped))
+        for (let i = 0; i < 3; i++) expect((yield* client.get("http://api.test/items")).status).toBe(200)
+        expect(fetches).toBe(3)
+      })
   )
 })

@@ -6,16 +6,19 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Tracer from "effect/Tracer"
 import type * as BearerHttpClient from "../BearerHttpClient.js"
 import type { FetchError } from "../Errors.js"
 import type { FetchOptions } from "../FetchOptions.js"
 import type * as KeyedBearer from "../KeyedBearer.js"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
+import type { Receiver } from "../Receiver.js"
 import type { Service as BearerService } from "../RenewableBearer.js"
 import type * as Token from "../Token.js"
 import { AuthorizedResponse, redactCause } from "./authorizedResponse.js"
 import { DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
 import { UnauthorizedError } from "./errors.js"
+import { countAttempt, isOwn as isOwnReceiver } from "./receiver.js"
 import { lazyScrubber, type Scrubber } from "./sanitize.js"
 import { RenewableBearer } from "./tags.js"
 
@@ -95,56 +98,100 @@ export const redactError = <E>(
 
 const scrubberOf = (token: Token.Token): Scrubber => lazyScrubber([token.value])
 
+/**
+ * The token of a request's first attempt: the bearer's fetch for the client's options, built once per
+ * client. A fresh cached token costs what `bearer.fetch()` does: no receiver (one is made only when a `401`
+ * asks for a retry), no option decoding, no timeout bookkeeping on a hit.
+ *
+ * @internal
+ */
+export const firstAttemptToken = (
+  bearer: BearerService,
+  fetchOptions: FetchOptions
+): Effect.Effect<Token.Token, FetchError> => bearer.fetch(fetchOptions)
+
 /** @internal */
 export const withBearer =
   (bearer: RenewableBearer["Type"], options?: BearerHttpClient.Options) =>
   <E, R>(
     self: HttpClient.HttpClient.With<E, R>
   ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R> => {
+    type Out = Effect.Effect<HttpClientResponse.HttpClientResponse, E | FetchError | UnauthorizedError, R>
     const fetchOptions = options?.fetchOptions ?? defaultFetchOptions
     const failOnUnauthorized = options?.failOnUnauthorized === true
-    const execute = (
-      request: HttpClientRequest.HttpClientRequest
-    ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | FetchError | UnauthorizedError, R> =>
-      Effect.gen(function* () {
-        const receiver = yield* bearer.receiver
-        const replayable = isReplayable(request.body)
-        let attempts = 0
-        while (true) {
-          const token = yield* receiver.fetchWith(fetchOptions)
-          attempts++
-          // Whatever comes back shows the caller's request, never the one that carried the token.
-          const scrub = scrubberOf(token)
-          const sent = yield* Effect.mapError(
-            self.execute(HttpClientRequest.bearerToken(request, token.value)),
-            (error) => redactError(error, request, scrub)
-          )
+    const firstToken = firstAttemptToken(bearer, fetchOptions)
+    // Whether this bearer's receivers are the library's own, which can count an attempt made without them;
+    // unknown until the first request. Wrapped receivers (a caller's instrumentation, say) see every attempt.
+    let ownReceivers: boolean | undefined
+
+    /** Sends `request` with `token`; a `401` goes to `unauthorized`, anything else to the caller. */
+    const send = (
+      request: HttpClientRequest.HttpClientRequest,
+      token: Token.Token,
+      receiver: Receiver["Type"] | undefined,
+      attempts: number
+    ): Out => {
+      // Whatever comes back shows the caller's request, never the one that carried the token.
+      const scrub = scrubberOf(token)
+      return Effect.flatMap(
+        Effect.mapError(self.execute(HttpClientRequest.bearerToken(request, token.value)), (error) =>
+          redactError(error, request, scrub)
+        ),
+        (sent) => {
           const response = new AuthorizedResponse(request, sent, scrub)
-          if (response.status === 401) {
-            // Within the budget this invalidates the token (if it is still the cached one), so the next
-            // fetch, of this request or of any other, waits for a renewed token.
-            const withinBudget = yield* receiver.canRetry(response, fetchOptions)
-            // The receiver leaves the token alone for a synchronous fetch, which renews only a token that
-            // needs it: without this the replay would carry the token the server just rejected.
-            if (withinBudget && fetchOptions?.synchronous === true) yield* bearer.invalidate(token)
-            const again = withinBudget && replayable
-            if (again) {
-              yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
-                Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
-              )
-              yield* discard(sent)
-              continue
-            }
-            yield* annotate(attempts)
-            if (failOnUnauthorized) {
-              return yield* new UnauthorizedError({ request, response, attempts, replayable })
-            }
-            return response
-          }
-          yield* annotate(attempts)
-          return response
+          if (response.status === 401) return unauthorized(request, token, receiver, attempts, sent, response)
+          return Effect.as(annotate(attempts), response)
         }
+      )
+    }
+
+    /**
+     * After a `401`: the receiver decides whether to try again (and invalidates the token if it is still the
+     * cached one); a request that fetched its token without a receiver gets one now, which counts that attempt.
+     */
+    const unauthorized = (
+      request: HttpClientRequest.HttpClientRequest,
+      token: Token.Token,
+      known: Receiver["Type"] | undefined,
+      attempts: number,
+      sent: HttpClientResponse.HttpClientResponse,
+      response: AuthorizedResponse
+    ): Out =>
+      Effect.gen(function* () {
+        let receiver = known
+        if (receiver === undefined) {
+          receiver = yield* bearer.receiver
+          countAttempt(receiver, token)
+        }
+        const replayable = isReplayable(request.body)
+        const withinBudget = yield* receiver.canRetry(response, fetchOptions)
+        // The receiver leaves the token alone for a synchronous fetch, which renews only a token that needs
+        // it: without this the replay would carry the token the server just rejected.
+        if (withinBudget && fetchOptions?.synchronous === true) yield* bearer.invalidate(token)
+        if (withinBudget && replayable) {
+          yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
+            Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
+          )
+          yield* discard(sent)
+          const renewed = yield* receiver.fetchWith(fetchOptions)
+          return yield* send(request, renewed, receiver, attempts + 1)
+        }
+        yield* annotate(attempts)
+        if (failOnUnauthorized) {
+          return yield* new UnauthorizedError({ request, response, attempts, replayable })
+        }
+        return response
       })
+
+    const execute = (request: HttpClientRequest.HttpClientRequest): Out =>
+      ownReceivers === true
+        ? Effect.flatMap(firstToken, (token) => send(request, token, undefined, 1))
+        : Effect.flatMap(bearer.receiver, (receiver) => {
+            ownReceivers = isOwnReceiver(receiver)
+            return Effect.flatMap(receiver.fetchWith(fetchOptions), (token) =>
+              send(request, token, receiver, 1)
+            )
+          })
     return HttpClient.makeWith<never, never, E | FetchError | UnauthorizedError, R>(
       (effect) => Effect.flatMap(effect, execute),
       Effect.succeed
@@ -168,21 +215,38 @@ export const withKeyedBearer =
     self: HttpClient.HttpClient.With<E, R>
   ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R> => {
     const useOptions = { timeout: (options?.fetchOptions ?? defaultFetchOptions).timeout }
+    // One authorized client per keyed bearer, kept as long as the bearer is (so its token step is built once).
+    const clients = new WeakMap<
+      BearerService,
+      HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R>
+    >()
+    const clientOf = (bearer: BearerService) => {
+      let client = clients.get(bearer)
+      if (client === undefined) {
+        client = withBearer(bearer, options)(self)
+        clients.set(bearer, client)
+      }
+      return client
+    }
     return HttpClient.makeWith<never, never, E | FetchError | UnauthorizedError, R>(
       (effect) =>
         Effect.flatMap(effect, (request) =>
-          keyed.use(
-            keyOf(request),
-            (bearer) => withBearer(bearer, options)(self).execute(request),
-            useOptions
-          )
+          keyed.use(keyOf(request), (bearer) => clientOf(bearer).execute(request), useOptions)
         ),
       Effect.succeed
     )
   }
 
+/**
+ * Annotates the current span with the attempts; outside any span it does nothing (and costs nothing:
+ * `Effect.annotateCurrentSpan` without a span builds an error to find that out).
+ */
 const annotate = (attempts: number): Effect.Effect<void> =>
-  Effect.annotateCurrentSpan({ "bearer.retried": attempts > 1, "bearer.attempts": attempts })
+  Effect.withFiberRuntime((fiber) =>
+    Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
+      ? Effect.void
+      : Effect.annotateCurrentSpan({ "bearer.retried": attempts > 1, "bearer.attempts": attempts })
+  )
 
 /** @internal */
 export const authorizeFrom = <Self, E, R>(

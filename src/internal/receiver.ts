@@ -24,6 +24,29 @@ const budget = (requested: unknown, fallback: number): number =>
     ? (requested as number)
     : fallback
 
+/**
+ * The receivers made here, each with the function that counts an attempt made without it: a request that
+ * fetched its first token from the bearer directly (`BearerHttpClient`) hands it over when it needs the
+ * receiver, after a failed request. A receiver made elsewhere (a wrapper) is not in it.
+ */
+const countsElsewhere = new WeakMap<Receiver["Type"], (token: Token.Token) => void>()
+
+/**
+ * Counts, in `receiver`, a successful attempt that got `token` without it, as if `receiver.fetch` had
+ * made it. Returns `false`, and does nothing, for a receiver this module did not make.
+ *
+ * @internal
+ */
+export const countAttempt = (receiver: Receiver["Type"], token: Token.Token): boolean => {
+  const count = countsElsewhere.get(receiver)
+  if (count === undefined) return false
+  count(token)
+  return true
+}
+
+/** Whether `receiver` was made by this module, so `countAttempt` works on it. @internal */
+export const isOwn = (receiver: Receiver["Type"]): boolean => countsElsewhere.has(receiver)
+
 /** @internal */
 export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
   Effect.sync(() => {
@@ -50,7 +73,7 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
       Effect.matchEffect(fetch, { onFailure, onSuccess })
     let lastOptions: FetchOptions | undefined | null = null
     let lastFetchWith: Effect.Effect<Token.Token, FetchError> = Effect.never
-    return Receiver.of({
+    const receiver = Receiver.of({
       fetch: run(host.fetch()),
       fetchWith: (options) => {
         // One caller passes the same options object each time (BearerHttpClient does): built once.
@@ -69,6 +92,8 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
       trials: Effect.sync(() => trials),
       latest: Effect.sync(() => Option.fromNullable(latest))
     })
+    countsElsewhere.set(receiver, onSuccess)
+    return receiver
   })
 
 /** @internal */

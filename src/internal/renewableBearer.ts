@@ -194,11 +194,11 @@ class BearerService implements Service {
       return state.hit
     }
     if (machine.isStopped) return CacheState.failStopped
-    let deadline = Infinity
+    let timeoutMillis: number | undefined
     if (options?.timeout !== undefined) {
       const millis = decodeMillis(options.timeout)
       if (Either.isLeft(millis)) return invalidFetchOptions(`timeout: ${millis.left}`)
-      deadline = now + millis.right
+      timeoutMillis = millis.right
     }
     machine.report.miss()
     const mode =
@@ -207,7 +207,7 @@ class BearerService implements Service {
         : options?.reportError === true
           ? "reportError"
           : "asynchronous"
-    let waiters: Pick<Waiters.Waiters<Token.Token, FetchError>, "await" | "awaitUntil">
+    let waiters: Pick<Waiters.Waiters<Token.Token, FetchError>, "await" | "awaitFor">
     if (mode === "synchronous") {
       const sync = this.#synchronous(options!)
       if (Effect.isEffect(sync)) return sync
@@ -216,10 +216,11 @@ class BearerService implements Service {
       waiters = mode === "reportError" ? machine.nextAttempt() : machine.nextToken()
       machine.ask()
     }
+    // A timed wait is built once per waiters, timeout and `onTimeout` function, so the function is one.
     const wait =
-      deadline === Infinity
+      timeoutMillis === undefined
         ? waiters.await
-        : waiters.awaitUntil(this.#deadlinesFor(), deadline, () => machine.timeoutError())
+        : waiters.awaitFor(this.#deadlinesFor(), timeoutMillis, this.#timeoutError)
     return Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
       ? wait
       : Effect.withSpan(wait, "RenewableBearer.wait", {
@@ -244,6 +245,8 @@ class BearerService implements Service {
     }
     return machine.synchronous(timeoutMillis)
   }
+
+  readonly #timeoutError = (): RenewalError => this.#machine.timeoutError()
 
   #deadlinesFor(): Waiters.Deadlines {
     if (this.#deadlines === undefined) {

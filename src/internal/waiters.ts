@@ -1,12 +1,15 @@
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Duration from "effect/Duration"
+import * as Fiber from "effect/Fiber"
 
 type Resume = (result: Effect.Effect<any, any>) => void
 
 /**
  * A one-shot result that many fibers wait for: `Deferred`, except that a waiter who gives up (a timeout, an
- * interruption) is removed in constant time, and that a waiter with a deadline needs no fiber nor timer of
+ * interruption) is removed in constant time, and that a waiter with a timeout needs no fiber nor timer of
  * its own (see `Deadlines`). `Deferred` removes a leaving waiter with `indexOf` and `splice`, so 100,000
  * callers with a short timeout against a hung token endpoint cost O(waiters²) there.
  *
@@ -16,22 +19,39 @@ export interface Waiters<A, E> {
   /** Waits for the result; never arms a timer. */
   readonly await: Effect.Effect<A, E>
   /**
-   * Waits for the result until `deadline` (epoch millis), then fails with `onTimeout()`: the waiter joins
-   * `deadlines`, whose one sleeper ends the expired waits in deadline order.
+   * Waits for the result for at most `millis` from the moment it starts waiting (on the waiting fiber's
+   * `Clock`), then fails with `onTimeout()`: the waiter joins `deadlines`, whose one sleeper ends the expired
+   * waits in deadline order. The effect is built once for the same three arguments, so a timed waiter costs
+   * what an untimed one does plus its queue entry.
    */
-  readonly awaitUntil: <E2>(
+  readonly awaitFor: <E2>(
     deadlines: Deadlines,
-    deadline: number,
+    millis: number,
     onTimeout: () => E2
   ) => Effect.Effect<A, E | E2>
   /** Completes every waiter, present and future, with `exit`; later calls do nothing. */
   readonly done: (exit: Exit.Exit<A, E>) => void
 }
 
+/** The current instant on the clock of the fiber that runs this (a register function runs in its fiber). */
+const fiberNow = (): number => {
+  const fiber = Fiber.getCurrentFiber()
+  const clock =
+    fiber._tag === "Some" ? Context.get(fiber.value.currentDefaultServices, Clock.Clock) : fallbackClock
+  return clock.unsafeCurrentTimeMillis()
+}
+const fallbackClock = Clock.make()
+
 /** @internal */
 export const make = <A, E>(): Waiters<A, E> => {
-  const waiting = new Set<Resume>()
+  // Untimed waiters are their fibers' resume callbacks, timed ones their queue entries.
+  const waiting = new Set<Resume | Timed>()
   let result: Exit.Exit<A, E> | undefined
+  // The timed wait built last, and what it was built for.
+  let timedFor: Deadlines | undefined
+  let timedMillis = NaN
+  let timedError: (() => unknown) | undefined
+  let timed: Effect.Effect<A, any> = Effect.never
   return {
     // The register functions take one parameter on purpose: with two, Effect makes an AbortController per call.
     await: Effect.async<A, E>((resume) => {
@@ -41,18 +61,28 @@ export const make = <A, E>(): Waiters<A, E> => {
         waiting.delete(resume)
       })
     }),
-    awaitUntil: <E2>(deadlines: Deadlines, deadline: number, onTimeout: () => E2) =>
-      Effect.async<A, E | E2>((resume) => {
-        if (result !== undefined) return resume(result)
-        const entry = new Timed(deadline, resume, waiting, deadlines, onTimeout)
-        waiting.add(entry.settle)
-        deadlines.add(entry)
-        return Effect.sync(() => entry.leave())
-      }),
+    awaitFor: <E2>(deadlines: Deadlines, millis: number, onTimeout: () => E2) => {
+      if (deadlines !== timedFor || millis !== timedMillis || onTimeout !== timedError) {
+        timedFor = deadlines
+        timedMillis = millis
+        timedError = onTimeout
+        timed = Effect.async<A, E | E2>((resume) => {
+          if (result !== undefined) return resume(result)
+          const entry = new Timed(fiberNow() + millis, resume, waiting, deadlines, onTimeout)
+          waiting.add(entry)
+          deadlines.add(entry)
+          return Effect.sync(() => entry.leave())
+        })
+      }
+      return timed as Effect.Effect<A, E | E2>
+    },
     done: (exit) => {
       if (result !== undefined) return
       result = exit
-      for (const resume of waiting) resume(exit)
+      for (const waiter of waiting) {
+        if (typeof waiter === "function") waiter(exit)
+        else waiter.settle(exit)
+      }
       waiting.clear()
     }
   }
@@ -66,12 +96,12 @@ class Timed {
   constructor(
     readonly deadline: number,
     public resume: Resume | undefined,
-    readonly owner: Set<Resume>,
+    readonly owner: Set<Resume | Timed>,
     readonly deadlines: Deadlines,
     readonly onTimeout: () => unknown
   ) {}
-  /** Its `Waiters` completed. */
-  readonly settle: Resume = (result) => {
+  /** Its `Waiters` completed (the owner clears itself). */
+  settle(result: Effect.Effect<any, any>): void {
     const resume = this.resume
     if (resume === undefined) return
     this.resume = undefined
@@ -82,17 +112,17 @@ class Timed {
   leave(): void {
     if (this.resume === undefined) return
     this.resume = undefined
-    this.owner.delete(this.settle)
+    this.owner.delete(this)
     this.deadlines.settled()
   }
-  /** Its deadline passed. */
-  expire(): void {
+  /** Its deadline passed: it fails with `failure` (one effect for every waiter that expires in one sweep). */
+  expire(failure: Effect.Effect<never, unknown>): void {
     const resume = this.resume
     if (resume === undefined) return
     this.resume = undefined
-    this.owner.delete(this.settle)
+    this.owner.delete(this)
     this.deadlines.settled()
-    resume(Effect.fail(this.onTimeout()))
+    resume(failure)
   }
 }
 
@@ -176,8 +206,14 @@ export class Deadlines {
     return top
   }
 
-  /** Fails every waiter whose deadline is at or before `now`; returns the next live deadline. */
+  /**
+   * Fails every waiter whose deadline is at or before `now`; returns the next live deadline. The waiters that
+   * expire together share one error per `onTimeout` (they timed out at the same instant for the same reason),
+   * so 100,000 of them cost one error, not 100,000 stack traces.
+   */
   private expireUntil(now: number): number {
+    let onTimeout: (() => unknown) | undefined
+    let failure: Effect.Effect<never, unknown> = Effect.never
     while (this.heap.length > 0) {
       const top = this.heap[0]!
       if (top.resume === undefined) {
@@ -185,7 +221,12 @@ export class Deadlines {
         continue
       }
       if (top.deadline > now) return top.deadline
-      this.pop().expire()
+      this.pop()
+      if (top.onTimeout !== onTimeout) {
+        onTimeout = top.onTimeout
+        failure = Effect.fail(onTimeout())
+      }
+      top.expire(failure)
     }
     return Infinity
   }

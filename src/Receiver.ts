@@ -55,6 +55,23 @@ export const fetchWith = (options: FetchOptions): Effect.Effect<Token.Token, Fet
   Effect.flatMap(Receiver, (r) => r.fetchWith(options))
 
 /**
+ * Asks the `Receiver` in context whether the request that failed with `error` may try again. Within the
+ * retry budget it says `true` and invalidates the last token the receiver got, if that token is still the
+ * cached one, in every fetch mode (a `synchronous` replay then renews instead of getting the refused token
+ * back); past the budget it says `false` and leaves the token alone.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Receiver } from "effect-renewable-bearer"
+ *
+ * // A request whose server refused the token: try once more with a renewed one, if the budget allows.
+ * const retry = (error: unknown) =>
+ *   Effect.flatMap(Receiver.canRetry(error, { synchronous: true }), (again) =>
+ *     again ? Receiver.fetchWith({ synchronous: true }) : Effect.fail(error)
+ *   )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */

@@ -685,6 +685,46 @@ describe("BearerHttpClient: receivers on the request path", () => {
   )
 
   it.scoped(
+    "synchronous fetchOptions: the receiver's canRetry invalidates the refused token, the client never does; the replay carries the renewed one",
+    () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup(steps)
+        let invalidatedByClient = 0
+        const watched = RenewableBearer.RenewableBearer.of({
+          ...bearer,
+          fetch: bearer.fetch,
+          receiver: bearer.receiver,
+          invalidate: (token) => {
+            invalidatedByClient++
+            return bearer.invalidate(token)
+          }
+        })
+        const accepted = new Set([T1])
+        const api = memoryApi(accepted)
+        const client = api.client.pipe(
+          BearerHttpClient.withBearer(watched, { fetchOptions: { synchronous: true } })
+        )
+        expect((yield* client.get("http://api.test/items")).status).toBe(200)
+        yield* TestClock.adjust("1 minute")
+        accepted.clear()
+        accepted.add(T2)
+        accepted.add(T3)
+        const second = yield* client.get("http://api.test/items")
+        expect(second.status).toBe(200)
+        // The replay never carries the refused token. Whether the replay's own synchronous attempt is the only
+        // renewal (T2) or follows the one the invalidation asked for (T3) depends on whether the request's
+        // fiber yields between canRetry and the fetch; either way every renewal starts at once, at 60 s.
+        expect(api.seen.slice(0, 2)).toEqual([T1, T1])
+        expect([T2, T3]).toContain(api.seen[2])
+        expect(invalidatedByClient).toBe(0)
+        const times = yield* source.callTimes
+        expect(times[0]).toBe(0)
+        expect(times.slice(1)).toEqual(times.slice(1).map(() => 60_000))
+        expect(times.length).toBe(api.seen[2] === T2 ? 2 : 3)
+      })
+  )
+
+  it.scoped(
     "a bearer whose receivers are wrapped gets a receiver for every request, which sees every attempt",
     () =>
       Effect.gen(function* () {

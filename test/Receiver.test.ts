@@ -51,15 +51,55 @@ describe("Receiver", () => {
     })
   )
 
-  it.scoped("a synchronous request's canRetry does not invalidate", () =>
+  it.scoped(
+    "a synchronous request's canRetry invalidates the token too: its replay, right after, is the one renewal, at once",
+    () =>
+      Effect.gen(function* () {
+        const { bearer, source } = yield* setup([
+          t("t1", { expiresIn: "1 hour" }),
+          t("t2", { expiresIn: "1 hour", delay: "100 millis" })
+        ])
+        const receiver = yield* bearer.receiver
+        const sync = { synchronous: true } as const
+        yield* receiver.fetchWith(sync)
+        yield* TestClock.adjust("1 minute")
+        // The request's replay follows its canRetry at once, as BearerHttpClient's does.
+        const replay = yield* Effect.fork(
+          Effect.flatMap(receiver.canRetry(unauthorized, sync), (again) =>
+            again ? receiver.fetchWith(sync) : Effect.die("no retry")
+          )
+        )
+        yield* settle
+        expect(yield* bearer.isRenewalRequired).toBe(true)
+        yield* TestClock.adjust("99 millis")
+        expect(yield* Fiber.poll(replay)).toEqual(Option.none())
+        yield* TestClock.adjust("1 millis")
+        expect(Redacted.value((yield* Fiber.join(replay)).value)).toBe("t2")
+        // One renewal, started the moment canRetry said yes (60 s after the first call), not held back.
+        expect(yield* source.callTimes).toEqual([0, 60_000])
+        expect(yield* receiver.trials).toBe(2)
+        expect(yield* receiver.canRetry(unauthorized, sync)).toBe(false)
+        expect(yield* bearer.isRenewalRequired).toBe(false)
+        yield* settle
+        expect(yield* source.calls).toBe(2)
+      })
+  )
+
+  it.scoped("a synchronous request's canRetry leaves a token that was already replaced alone", () =>
     Effect.gen(function* () {
-      const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })])
-      const receiver = yield* bearer.receiver
-      yield* receiver.fetch
-      expect(yield* receiver.canRetry(unauthorized, { synchronous: true })).toBe(true)
+      const { bearer, source } = yield* setup([
+        t("t1", { expiresIn: "1 hour" }),
+        t("t2", { expiresIn: "1 hour" })
+      ])
+      const late = yield* bearer.receiver
+      yield* late.fetchWith({ synchronous: true })
+      yield* bearer.invalidate(Option.getOrThrow(yield* late.latest))
+      expect(Redacted.value((yield* bearer.fetch()).value)).toBe("t2")
+      expect(yield* late.canRetry(unauthorized, { synchronous: true })).toBe(true)
       expect(yield* bearer.isRenewalRequired).toBe(false)
+      expect(Redacted.value((yield* late.fetchWith({ synchronous: true })).value)).toBe("t2")
       yield* settle
-      expect(yield* source.calls).toBe(1)
+      expect(yield* source.calls).toBe(2)
     })
   )
 

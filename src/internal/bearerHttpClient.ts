@@ -164,16 +164,15 @@ export const withBearer =
           countAttempt(receiver, token)
         }
         const replayable = isReplayable(request.body)
-        const withinBudget = yield* receiver.canRetry(response, fetchOptions)
-        // The receiver leaves the token alone for a synchronous fetch, which renews only a token that needs
-        // it: without this the replay would carry the token the server just rejected.
-        if (withinBudget && fetchOptions?.synchronous === true) yield* bearer.invalidate(token)
-        if (withinBudget && replayable) {
+        // Within the budget the receiver invalidates the token (if it is still the cached one), so the next
+        // fetch, of this request or of any other, waits for a renewed token.
+        if ((yield* receiver.canRetry(response, fetchOptions)) && replayable) {
           yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
             Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
           )
-          yield* discard(sent)
-          const renewed = yield* receiver.fetchWith(fetchOptions)
+          // The replay's fetch starts in the same step as the invalidation, before the background fiber takes
+          // that up: a synchronous fetch's own attempt is then the one renewal. The refused body goes after it.
+          const renewed = yield* Effect.ensuring(receiver.fetchWith(fetchOptions), discard(sent))
           return yield* send(request, renewed, receiver, attempts + 1)
         }
         yield* annotate(attempts)

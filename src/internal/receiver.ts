@@ -83,10 +83,14 @@ export const make = (host: ReceiverHost): Effect.Effect<Receiver["Type"]> =>
         }
         return lastFetchWith
       },
+      // The one place that decides what a failed request does to the token: within the budget the last token
+      // this receiver got is invalidated if it is still the cached one, whatever the fetch mode. A synchronous
+      // fetch hands out a fresh cached token as it is, so without this its replay would carry the token the
+      // server just refused.
       canRetry: (_error, options) =>
         Effect.suspend(() => {
           if (trials >= budget(options?.maxRetries, host.maxRetries)) return Effect.succeed(false)
-          if (options?.synchronous === true || latest === undefined) return Effect.succeed(true)
+          if (latest === undefined) return Effect.succeed(true)
           return Effect.as(host.invalidate(latest), true)
         }),
       trials: Effect.sync(() => trials),

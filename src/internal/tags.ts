@@ -84,9 +84,11 @@ export class Receiver extends Context.Tag("effect-renewable-bearer/Receiver")<
     readonly fetchWith: (options: FetchOptions) => Effect.Effect<Token.Token, FetchError>
     /**
      * Whether the request that failed with `error` may try again: `false` once the attempts reach the retry
-     * budget (`maxRetries`, or the option of that name); otherwise `true`, and, unless the request is
-     * `synchronous`, the last token this receiver got is invalidated if it is still the cached one (so many
-     * concurrent 401s for one token cause one renewal).
+     * budget (`maxRetries`, or the option of that name); otherwise `true`, and the last token this receiver
+     * got is invalidated if it is still the cached one (so many concurrent 401s for one token cause one
+     * renewal, and a late 401 for a replaced token renews nothing). The same for a `synchronous` request: its
+     * replay then runs its own attempt instead of getting the refused token back. The one place that decides
+     * what a failed request does to the token; `BearerHttpClient` leaves it to this.
      */
     readonly canRetry: (error: unknown, options?: FetchOptions) => Effect.Effect<boolean>
     /** How many attempts this receiver has counted. */

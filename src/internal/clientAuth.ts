@@ -59,6 +59,62 @@ const invalid = (module: string, option: string, detail: string) =>
   new InvalidOptionsError({ module, option, detail })
 
 /**
+ * The method a client with these credentials authenticates with: `authMethod`, else `private_key_jwt` with a
+ * private key, the first method for a secret the server supports, or `none` with only a client id.
+ */
+const pickMethod = (
+  options: ClientAuthOptions,
+  supported: ReadonlyArray<string> | undefined
+): ClientAuthMethod => {
+  const { authMethod, clientSecret, privateKey } = options
+  const isSupported = (method: ClientAuthMethod) =>
+    supported === undefined ? method === "client_secret_basic" : supported.includes(method)
+  return (
+    authMethod ??
+    (privateKey !== undefined
+      ? "private_key_jwt"
+      : clientSecret !== undefined
+        ? ((["client_secret_basic", "client_secret_post", "client_secret_jwt"] as const).find(isSupported) ??
+          "client_secret_basic")
+        : "none")
+  )
+}
+
+/** The `ClientAuth` of `method`, failing when the secret or private key it needs is missing. */
+const authFor = (
+  method: ClientAuthMethod,
+  clientId: string,
+  options: ClientAuthOptions,
+  module: string
+): Effect.Effect<ClientAuth, InvalidOptionsError | KeyError> => {
+  const { clientSecret, privateKey } = options
+  switch (method) {
+    case "none":
+      return Effect.succeed({ method, clientId })
+    case "client_secret_basic":
+    case "client_secret_post":
+    case "client_secret_jwt": {
+      if (clientSecret === undefined)
+        return Effect.fail(invalid(module, "clientSecret", `${method} needs a clientSecret`))
+      return Effect.succeed(
+        method === "client_secret_jwt"
+          ? { method, clientId, clientSecret, key: assertion.hmacKey(clientSecret, "HS256") }
+          : { method, clientId, clientSecret }
+      )
+    }
+    case "private_key_jwt": {
+      if (privateKey === undefined)
+        return Effect.fail(invalid(module, "privateKey", "private_key_jwt needs a privateKey"))
+      return Effect.map(assertion.importPrivateKey(privateKey, "options.privateKey"), (key) => ({
+        method,
+        clientId,
+        key
+      }))
+    }
+  }
+}
+
+/**
  * Picks and checks the client authentication method. Without `authMethod`: `private_key_jwt` with a
  * private key; with a secret, the first of `client_secret_basic`, `client_secret_post`, `client_secret_jwt`
  * that the server supports (`client_secret_basic` when it does not say); `none` with only a client id.
@@ -90,17 +146,7 @@ export const resolve = (
       }
       return undefined
     }
-    const isSupported = (method: ClientAuthMethod) =>
-      supported === undefined ? method === "client_secret_basic" : supported.includes(method)
-    const method: ClientAuthMethod =
-      authMethod ??
-      (privateKey !== undefined
-        ? "private_key_jwt"
-        : clientSecret !== undefined
-          ? ((["client_secret_basic", "client_secret_post", "client_secret_jwt"] as const).find(
-              isSupported
-            ) ?? "client_secret_basic")
-          : "none")
+    const method = pickMethod(options, supported)
     if (supported !== undefined && !supported.includes(method)) {
       return yield* new DiscoveryError({
         reason: "UnsupportedAuthMethod",
@@ -108,24 +154,7 @@ export const resolve = (
         detail: `the client authenticates with ${method}; the server supports ${supported.join(", ") || "none"}`
       })
     }
-    switch (method) {
-      case "none":
-        return { method, clientId }
-      case "client_secret_basic":
-      case "client_secret_post":
-      case "client_secret_jwt": {
-        if (clientSecret === undefined)
-          return yield* invalid(module, "clientSecret", `${method} needs a clientSecret`)
-        return method === "client_secret_jwt"
-          ? { method, clientId, clientSecret, key: assertion.hmacKey(clientSecret, "HS256") }
-          : { method, clientId, clientSecret }
-      }
-      case "private_key_jwt": {
-        if (privateKey === undefined)
-          return yield* invalid(module, "privateKey", "private_key_jwt needs a privateKey")
-        return { method, clientId, key: yield* assertion.importPrivateKey(privateKey, "options.privateKey") }
-      }
-    }
+    return yield* authFor(method, clientId, options, module)
   })
 
 /** What client authentication adds to a token request. @internal */

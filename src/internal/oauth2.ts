@@ -12,7 +12,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Token from "../Token.js"
-import { DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
+import { type BoundedBody, DEFAULT_MAX_RESPONSE_BYTES, readBounded } from "./boundedBody.js"
 import * as clientAuth from "./clientAuth.js"
 import { TokenSourceError } from "./errors.js"
 import * as jwt from "./jwt.js"
@@ -158,6 +158,157 @@ const redirectedTo = (
   response: HttpClientResponse.HttpClientResponse
 ): string | undefined => (response.request.url === sent.url ? undefined : response.request.url)
 
+/** What every error of one token request names, and the scrubber its server-sent texts pass through. */
+interface Exchange {
+  readonly flow: string
+  readonly tokenUrl: string
+  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
+  readonly scrub: Scrubber
+}
+
+/** An answer as read: the response, the instant it arrived, and its body read up to `maxResponseBytes`. */
+interface Answer {
+  readonly response: HttpClientResponse.HttpClientResponse
+  readonly arrivedAt: number
+  readonly body: BoundedBody
+}
+
+/** The POST of a token request: the form parameters (a list as one parameter per value), then client authentication's. */
+const tokenHttpRequest = (
+  request: TokenRequest,
+  applied: clientAuth.Applied
+): HttpClientRequest.HttpClientRequest => {
+  const params: Array<readonly [string, string]> = []
+  for (const [key, value] of Object.entries(request.params)) {
+    if (typeof value === "string") params.push([key, value])
+    else if (value !== undefined) for (const each of value) params.push([key, each])
+  }
+  params.push(...applied.params)
+  let httpRequest = HttpClientRequest.post(request.tokenUrl).pipe(HttpClientRequest.acceptJson)
+  if (applied.authorization !== undefined) {
+    httpRequest = HttpClientRequest.setHeader(httpRequest, "Authorization", applied.authorization)
+  }
+  return HttpClientRequest.bodyUrlParams(httpRequest, params)
+}
+
+/** Sends the request without following redirects and reads the body, bounded; a transport error is scrubbed. */
+const send = (
+  client: HttpClient.HttpClient,
+  httpRequest: HttpClientRequest.HttpClientRequest,
+  exchange: Exchange,
+  maxBytes: number
+): Effect.Effect<Answer, TokenSourceError> =>
+  Effect.gen(function* () {
+    const { flow, scrub, tokenUrl } = exchange
+    const response = yield* Effect.mapError(withoutRedirects(client.execute(httpRequest)), (error) =>
+      transportError(flow, tokenUrl, error, scrub)
+    )
+    const arrivedAt = yield* Clock.currentTimeMillis
+    const body = yield* Effect.mapError(readBounded(response, maxBytes), (error) =>
+      transportError(flow, tokenUrl, error, scrub)
+    )
+    return { response, arrivedAt, body }
+  })
+
+/**
+ * The body of a token response, or the error of an answer that is none: a redirect, a body over the bound, a
+ * status not 2xx.
+ */
+const acceptedBody = (
+  exchange: Exchange,
+  httpRequest: HttpClientRequest.HttpClientRequest,
+  { arrivedAt, body, response }: Answer,
+  maxBytes: number
+): Either.Either<string, TokenSourceError> => {
+  const { flow, scrub, tokenUrl } = exchange
+  const status = response.status
+  const redirect = redirectedTo(httpRequest, response)
+  if ((status >= 300 && status < 400) || redirect !== undefined) {
+    const location = redirect ?? response.headers["location"]
+    return Either.left(
+      new TokenSourceError({
+        message: `${flow}: ${tokenUrl} answered ${redirect === undefined ? status : "with a redirect"}${location === undefined ? "" : ` to ${sanitize(location, scrub)}`}: a token request never follows redirects`,
+        status,
+        code: "redirect",
+        retryable: false
+      })
+    )
+  }
+  if (body._tag === "TooLarge") {
+    return Either.left(
+      new TokenSourceError({
+        message: `${flow}: ${tokenUrl} answered ${status} with a body larger than ${maxBytes} bytes (maxResponseBytes); the rest was not read`,
+        status,
+        code: "response_too_large",
+        retryable: true
+      })
+    )
+  }
+  if (status < 200 || status >= 300) return Either.left(errorStatus(exchange, response, body.text, arrivedAt))
+  return Either.right(body.text)
+}
+
+/** The error of a status not 2xx: only the OAuth error code and a short description are kept, never the body. */
+const errorStatus = (
+  { flow, scrub, tokenUrl }: Exchange,
+  response: HttpClientResponse.HttpClientResponse,
+  text: string,
+  arrivedAt: number
+): TokenSourceError => {
+  const status = response.status
+  const oauthError = Either.getRight(decodeErrorResponse(text))
+  const code = oauthError._tag === "Some" ? sanitize(oauthError.value.error, scrub) : undefined
+  const description =
+    oauthError._tag === "Some" && oauthError.value.error_description !== undefined
+      ? `: ${sanitize(oauthError.value.error_description, scrub)}`
+      : ""
+  const retryAfter = status === 429 || status === 503 ? retryAfterOf(response, arrivedAt) : undefined
+  return new TokenSourceError({
+    message: `${flow}: ${tokenUrl} answered ${status}${code === undefined ? "" : ` ${code}`}${description}`,
+    status,
+    code,
+    retryable: isTransientStatus(status) ? true : isPermanentStatus(status) ? false : undefined,
+    ...(retryAfter === undefined ? {} : { retryAfter })
+  })
+}
+
+/** Decodes a 2xx body into a `Token` of a type usable as a bearer token. */
+const decodeToken = (
+  { flow, scrub, secrets, tokenUrl }: Exchange,
+  request: TokenRequest,
+  status: number,
+  text: string,
+  arrivedAt: number
+): Either.Either<Token.Token, TokenSourceError> => {
+  const decoded = decodeTokenResponse(text)
+  if (Either.isLeft(decoded)) {
+    return Either.left(
+      new TokenSourceError({
+        message: `${flow}: ${tokenUrl} answered ${status} with an invalid token response (${sanitize(failedPaths(decoded.left), scrub)})`,
+        status,
+        code: "invalid_token_response",
+        retryable: true
+      })
+    )
+  }
+  const answer = decoded.right
+  if (!request.tokenTypes.includes(answer.token_type.toLowerCase())) {
+    // A server may echo the token it just issued in the type.
+    const scrubIssued = makeScrubber([...secrets, answer.access_token])
+    return Either.left(
+      new TokenSourceError({
+        message: `${flow}: ${tokenUrl} issued a token of type "${sanitize(answer.token_type, scrubIssued)}", which cannot be used as a bearer token`,
+        status,
+        code: "unsupported_token_type",
+        retryable: false
+      })
+    )
+  }
+  return Either.right(
+    makeToken(answer.access_token, { expiresAt: expiresAt(answer, arrivedAt, request.defaultLifetimeMillis) })
+  )
+}
+
 /**
  * Posts a token request and decodes the answer into a `Token`. The expiration is counted from the instant
  * the response arrived, read from Effect's `Clock`.
@@ -180,7 +331,7 @@ export const requestToken = (
     // Client authentication first: a signed client assertion is one more secret to keep out of errors.
     const applied = yield* clientAuth.apply(auth, tokenUrl)
     const secrets = [...request.secrets, ...applied.secrets]
-    const scrub = makeScrubber(secrets)
+    const exchange: Exchange = { flow, tokenUrl, secrets, scrub: makeScrubber(secrets) }
     if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0)) {
       return yield* new TokenSourceError({
         message: `${flow}: maxResponseBytes must be a positive integer, got ${String(maxBytes)}`,
@@ -188,87 +339,10 @@ export const requestToken = (
         retryable: false
       })
     }
-    const params: Array<readonly [string, string]> = []
-    for (const [key, value] of Object.entries(request.params)) {
-      if (typeof value === "string") params.push([key, value])
-      else if (value !== undefined) for (const each of value) params.push([key, each])
-    }
-    params.push(...applied.params)
-    let httpRequest = HttpClientRequest.post(tokenUrl).pipe(HttpClientRequest.acceptJson)
-    if (applied.authorization !== undefined) {
-      httpRequest = HttpClientRequest.setHeader(httpRequest, "Authorization", applied.authorization)
-    }
-    httpRequest = HttpClientRequest.bodyUrlParams(httpRequest, params)
-
-    const response = yield* Effect.mapError(withoutRedirects(client.execute(httpRequest)), (error) =>
-      transportError(flow, tokenUrl, error, scrub)
-    )
-    const arrivedAt = yield* Clock.currentTimeMillis
-    const status = response.status
-    const body = yield* Effect.mapError(readBounded(response, maxBytes), (error) =>
-      transportError(flow, tokenUrl, error, scrub)
-    )
-
-    const redirect = redirectedTo(httpRequest, response)
-    if ((status >= 300 && status < 400) || redirect !== undefined) {
-      const location = redirect ?? response.headers["location"]
-      return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} answered ${redirect === undefined ? status : "with a redirect"}${location === undefined ? "" : ` to ${sanitize(location, scrub)}`}: a token request never follows redirects`,
-        status,
-        code: "redirect",
-        retryable: false
-      })
-    }
-    if (body._tag === "TooLarge") {
-      return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} answered ${status} with a body larger than ${maxBytes} bytes (maxResponseBytes); the rest was not read`,
-        status,
-        code: "response_too_large",
-        retryable: true
-      })
-    }
-
-    if (status < 200 || status >= 300) {
-      // Only the OAuth error code and a short description are kept, never the body.
-      const oauthError = Either.getRight(decodeErrorResponse(body.text))
-      const code = oauthError._tag === "Some" ? sanitize(oauthError.value.error, scrub) : undefined
-      const description =
-        oauthError._tag === "Some" && oauthError.value.error_description !== undefined
-          ? `: ${sanitize(oauthError.value.error_description, scrub)}`
-          : ""
-      const retryAfter = status === 429 || status === 503 ? retryAfterOf(response, arrivedAt) : undefined
-      return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} answered ${status}${code === undefined ? "" : ` ${code}`}${description}`,
-        status,
-        code,
-        retryable: isTransientStatus(status) ? true : isPermanentStatus(status) ? false : undefined,
-        ...(retryAfter === undefined ? {} : { retryAfter })
-      })
-    }
-
-    const decoded = decodeTokenResponse(body.text)
-    if (Either.isLeft(decoded)) {
-      return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} answered ${status} with an invalid token response (${sanitize(failedPaths(decoded.left), scrub)})`,
-        status,
-        code: "invalid_token_response",
-        retryable: true
-      })
-    }
-    const answer = decoded.right
-    if (!request.tokenTypes.includes(answer.token_type.toLowerCase())) {
-      // A server may echo the token it just issued in the type.
-      const scrubIssued = makeScrubber([...secrets, answer.access_token])
-      return yield* new TokenSourceError({
-        message: `${flow}: ${tokenUrl} issued a token of type "${sanitize(answer.token_type, scrubIssued)}", which cannot be used as a bearer token`,
-        status,
-        code: "unsupported_token_type",
-        retryable: false
-      })
-    }
-    return makeToken(answer.access_token, {
-      expiresAt: expiresAt(answer, arrivedAt, request.defaultLifetimeMillis)
-    })
+    const httpRequest = tokenHttpRequest(request, applied)
+    const answer = yield* send(client, httpRequest, exchange, maxBytes)
+    const text = yield* acceptedBody(exchange, httpRequest, answer, maxBytes)
+    return yield* decodeToken(exchange, request, answer.response.status, text, answer.arrivedAt)
   }).pipe(
     Effect.withSpan(`OAuth2TokenSource.${request.flow}`, {
       attributes: { "oauth2.token_url": request.tokenUrl }

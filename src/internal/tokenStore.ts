@@ -110,15 +110,69 @@ export const make = (
   Effect.suspend(() => Either.map(resolve(options), (settings) => share(source, store, settings)))
 
 /** The source that shares its tokens through `store`. */
-const share = (source: TokenSource["Type"], store: Store, opts: SharedSettings): TokenSource["Type"] => {
+const share = (source: TokenSource["Type"], store: Store, opts: SharedSettings): TokenSource["Type"] => ({
+  fetch: new SharedSource(source, store, opts).fetch
+})
+
+/** One step of a fetch that tried the lock: renewed, told to wait, or the store failed. */
+type Step =
+  | { readonly _tag: "Done"; readonly token: Token.Token }
+  | { readonly _tag: "Wait" }
+  | { readonly _tag: "Failed"; readonly why: string }
+
+/**
+ * A source sharing its tokens through a store: its one field of state is the token it handed out last, its
+ * members the steps of a fetch (look in the store, take the lock and renew, wait, or call the source directly).
+ */
+class SharedSource {
   /**
    * The token this wrapper handed out last. A fetch reads it when it begins (`known`): a stored token equal
    * to that one (or older) is no news to it, while a token that a concurrent fetch wrote meanwhile is.
    */
-  let last: Token.Token | undefined
+  private last: Token.Token | undefined
 
-  const annotate = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.annotateLogs(self, { "bearer.name": opts.name, "store.key": opts.key })
+  constructor(
+    private readonly source: TokenSource["Type"],
+    private readonly store: Store,
+    private readonly opts: SharedSettings
+  ) {}
+
+  /**
+   * A fetch: the stored token if another process renewed it, else the lock and a renewal, else (while another
+   * process holds the lock) a poll of the store until the wait is over, then the source directly.
+   */
+  readonly fetch: Effect.Effect<Token.Token, TokenSourceError> = Effect.suspend(() => this.fetchOnce())
+
+  /** One fetch, from its first look in the store to the token it hands out. */
+  private fetchOnce(): Effect.Effect<Token.Token, TokenSourceError> {
+    return Effect.gen(this, function* () {
+      // One lock owner per fetch: two concurrent fetches of this wrapper are two contenders for the lock.
+      const owner = newOwner()
+      const known = this.last
+      const deadline = (yield* Clock.currentTimeMillis) + this.opts.waitMillis
+      const first = yield* this.look(known)
+      if (Option.isSome(first)) return first.value
+      while (true) {
+        const step = yield* this.lockAndRenew(owner, known)
+        if (step._tag === "Done") return step.token
+        if (step._tag === "Failed") return yield* this.direct(step.why, false)
+        const now = yield* Clock.currentTimeMillis
+        if (now >= deadline)
+          return yield* this.direct(
+            `another process has held the refresh lock for more than ${this.opts.waitMillis} ms`,
+            true
+          )
+        yield* Effect.sleep(Math.min(this.opts.pollMillis, deadline - now))
+        const seen = yield* this.look(known)
+        if (Option.isSome(seen)) return seen.value
+      }
+    })
+  }
+
+  /** Adds the bearer's name and the store key to the logs of `self`. */
+  private annotate<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.annotateLogs(self, { "bearer.name": this.opts.name, "store.key": this.opts.key })
+  }
 
   /**
    * Runs one store operation, bounded; a failure or a timeout comes back as `Left`. The operation is made
@@ -126,15 +180,16 @@ const share = (source: TokenSource["Type"], store: Store, opts: SharedSettings):
    * `acquireUseRelease`, which are uninterruptible, and there the timeout could not stop a store that never
    * answers (the fetch, and the closing of the bearer's scope, would wait forever).
    */
-  const attempt = <A>(
+  private attempt<A>(
     operation: string,
     self: Effect.Effect<A, TokenStoreError>
-  ): Effect.Effect<Either.Either<A, string>> =>
-    self.pipe(
+  ): Effect.Effect<Either.Either<A, string>> {
+    const operationMillis = this.opts.operationMillis
+    return self.pipe(
       Effect.interruptible,
       Effect.timeoutFail({
-        duration: opts.operationMillis,
-        onTimeout: () => `no answer within ${opts.operationMillis} ms` as const
+        duration: operationMillis,
+        onTimeout: () => `no answer within ${operationMillis} ms` as const
       }),
       Effect.mapError((error) =>
         typeof error === "string" ? `${operation}: ${error}` : `${operation}: ${error.message}`
@@ -142,12 +197,14 @@ const share = (source: TokenSource["Type"], store: Store, opts: SharedSettings):
       Effect.catchAllDefect((defect) => Effect.fail(`${operation}: defect ${String(defect)}`)),
       Effect.either
     )
+  }
 
-  const isAdoptable = (
+  /** Whether a stored token is usable, news to this fetch, and still within its fresh part. */
+  private isAdoptable(
     stored: Option.Option<StoredToken>,
     now: number,
     known: Token.Token | undefined
-  ): stored is Option.Some<StoredToken> => {
+  ): stored is Option.Some<StoredToken> {
     if (Option.isNone(stored)) return false
     const { token, writtenAt } = stored.value
     if (invalidReason(token, now) !== undefined) return false
@@ -155,119 +212,104 @@ const share = (source: TokenSource["Type"], store: Store, opts: SharedSettings):
     if (known !== undefined && (Equal.equals(token, known) || expires < expiresAtMillis(known))) return false
     if (expires === Infinity) return true
     const lifetime = expires - Math.min(writtenAt, now)
-    return now < expires - (1 - opts.freshFraction) * lifetime
+    return now < expires - (1 - this.opts.freshFraction) * lifetime
   }
 
-  const handOut = (token: Token.Token): Token.Token => {
-    last = token
+  /** Remembers the token handed out (see `last`) and returns it. */
+  private handOut(token: Token.Token): Token.Token {
+    this.last = token
     return token
   }
 
-  const adopt = (stored: StoredToken) =>
-    Effect.as(
-      annotate(Effect.logDebug("TokenStore: adopted a token renewed by another process")),
-      handOut(stored.token)
+  /** Hands out a token another process renewed, with a debug log. */
+  private adopt(stored: StoredToken): Effect.Effect<Token.Token> {
+    return Effect.as(
+      this.annotate(Effect.logDebug("TokenStore: adopted a token renewed by another process")),
+      this.handOut(stored.token)
     )
+  }
 
   /** Writes a token the source gave, unless it is unusable; a failure is logged, never raised. */
-  const put = (token: Token.Token) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+  private put(token: Token.Token): Effect.Effect<void> {
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
       invalidReason(token, now) !== undefined
         ? Effect.void
-        : Effect.flatMap(attempt("put", store.put(opts.key, { token, writtenAt: now })), (result) =>
-            Either.isRight(result)
-              ? Effect.void
-              : annotate(Effect.logWarning(`TokenStore: could not share the token (${result.left})`))
+        : Effect.flatMap(
+            this.attempt("put", this.store.put(this.opts.key, { token, writtenAt: now })),
+            (result) =>
+              Either.isRight(result)
+                ? Effect.void
+                : this.annotate(Effect.logWarning(`TokenStore: could not share the token (${result.left})`))
           )
     )
+  }
 
   /**
    * Calls the source without the lock: the store failed (then the token is not written: the store is likely
    * down and each write would cost one more timeout), or the lock holder took too long (then it is).
    */
-  const direct = (why: string, share: boolean) =>
-    Effect.zipRight(
-      annotate(Effect.logWarning(`TokenStore: ${why}; calling the token source directly`)),
-      Effect.tap(source.fetch, (token) =>
+  private direct(why: string, share: boolean): Effect.Effect<Token.Token, TokenSourceError> {
+    return Effect.zipRight(
+      this.annotate(Effect.logWarning(`TokenStore: ${why}; calling the token source directly`)),
+      Effect.tap(this.source.fetch, (token) =>
         Effect.zipRight(
-          share ? put(token) : Effect.void,
-          Effect.sync(() => handOut(token))
+          share ? this.put(token) : Effect.void,
+          Effect.sync(() => this.handOut(token))
         )
       )
     )
+  }
 
   /** Holding the lock: look again (the previous holder may have just written), then renew and share. */
-  const renewLocked = (known: Token.Token | undefined) =>
-    Effect.gen(function* () {
-      const again = yield* attempt("get", store.get(opts.key))
-      if (Either.isRight(again) && isAdoptable(again.right, yield* Clock.currentTimeMillis, known))
-        return yield* adopt(again.right.value)
-      const token = yield* source.fetch
-      yield* put(token)
-      return handOut(token)
+  private renewLocked(known: Token.Token | undefined): Effect.Effect<Token.Token, TokenSourceError> {
+    return Effect.gen(this, function* () {
+      const again = yield* this.attempt("get", this.store.get(this.opts.key))
+      if (Either.isRight(again) && this.isAdoptable(again.right, yield* Clock.currentTimeMillis, known))
+        return yield* this.adopt(again.right.value)
+      const token = yield* this.source.fetch
+      yield* this.put(token)
+      return this.handOut(token)
     })
+  }
 
-  const unlock = (owner: string) =>
-    Effect.flatMap(attempt("unlock", store.unlock(opts.key, owner)), (result) =>
+  /** Releases the lock of `owner`; a failure is logged, never raised (the lock expires anyway). */
+  private unlock(owner: string): Effect.Effect<void> {
+    return Effect.flatMap(this.attempt("unlock", this.store.unlock(this.opts.key, owner)), (result) =>
       Either.isRight(result)
         ? Effect.void
-        : annotate(Effect.logDebug(`TokenStore: could not release the lock (${result.left})`))
+        : this.annotate(Effect.logDebug(`TokenStore: could not release the lock (${result.left})`))
     )
+  }
 
   /**
    * Looks in the store: the token another process renewed, adopted, or `None`. A store that fails ends the
    * fetch with a direct call of the source.
    */
-  const look = (known: Token.Token | undefined) =>
-    Effect.flatMap(attempt("get", store.get(opts.key)), (found) =>
+  private look(known: Token.Token | undefined): Effect.Effect<Option.Option<Token.Token>, TokenSourceError> {
+    return Effect.flatMap(this.attempt("get", this.store.get(this.opts.key)), (found) =>
       Either.isLeft(found)
-        ? Effect.asSome(direct(`the store failed (${found.left})`, false))
+        ? Effect.asSome(this.direct(`the store failed (${found.left})`, false))
         : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            isAdoptable(found.right, now, known)
-              ? Effect.asSome(adopt(found.right.value))
+            this.isAdoptable(found.right, now, known)
+              ? Effect.asSome(this.adopt(found.right.value))
               : Effect.succeedNone
           )
     )
-
-  type Step = { readonly _tag: "Done"; readonly token: Token.Token } | { readonly _tag: "Wait" }
+  }
 
   /** Tries the lock once for `owner`: renews if it got it, otherwise says to wait. */
-  const lockAndRenew = (owner: string, known: Token.Token | undefined) =>
-    Effect.acquireUseRelease(
-      attempt("lock", store.tryLock(opts.key, owner, opts.lockTtl)),
-      (locked): Effect.Effect<Step | { readonly _tag: "Failed"; readonly why: string }, TokenSourceError> =>
+  private lockAndRenew(owner: string, known: Token.Token | undefined): Effect.Effect<Step, TokenSourceError> {
+    return Effect.acquireUseRelease(
+      this.attempt("lock", this.store.tryLock(this.opts.key, owner, this.opts.lockTtl)),
+      (locked): Effect.Effect<Step, TokenSourceError> =>
         Either.isLeft(locked)
           ? Effect.succeed({ _tag: "Failed", why: `the store failed (${locked.left})` })
           : locked.right
-            ? Effect.map(renewLocked(known), (token) => ({ _tag: "Done", token }) as const)
+            ? Effect.map(this.renewLocked(known), (token) => ({ _tag: "Done", token }) as const)
             : Effect.succeed({ _tag: "Wait" }),
-      (locked) => (Either.isRight(locked) && locked.right ? unlock(owner) : Effect.void)
+      (locked) => (Either.isRight(locked) && locked.right ? this.unlock(owner) : Effect.void)
     )
-
-  const fetch = Effect.gen(function* () {
-    // One lock owner per fetch: two concurrent fetches of this wrapper are two contenders for the lock.
-    const owner = newOwner()
-    const known = last
-    const deadline = (yield* Clock.currentTimeMillis) + opts.waitMillis
-    const first = yield* look(known)
-    if (Option.isSome(first)) return first.value
-    while (true) {
-      const step = yield* lockAndRenew(owner, known)
-      if (step._tag === "Done") return step.token
-      if (step._tag === "Failed") return yield* direct(step.why, false)
-      const now = yield* Clock.currentTimeMillis
-      if (now >= deadline)
-        return yield* direct(
-          `another process has held the refresh lock for more than ${opts.waitMillis} ms`,
-          true
-        )
-      yield* Effect.sleep(Math.min(opts.pollMillis, deadline - now))
-      const seen = yield* look(known)
-      if (Option.isSome(seen)) return seen.value
-    }
-  })
-
-  return { fetch }
+  }
 }
 
 interface MemoryLock {

@@ -8,10 +8,10 @@ import type * as Scope from "effect/Scope"
 import type { Redis, RedisOptions } from "ioredis"
 import type * as RedisTokenStore from "../RedisTokenStore.js"
 import type { TokenStoreOperation } from "../Errors.js"
-import type { TokenStore } from "../TokenStore.js"
+import type { StoredToken, TokenStore } from "../TokenStore.js"
 import { TokenStoreError } from "./errors.js"
 import { expiresAtMillis } from "./token.js"
-import { makeCodec } from "./storeRecord.js"
+import { makeCodec, type RecordCodec } from "./storeRecord.js"
 import { boolean, integer, optional, positiveDuration, redacted, string, withDefault } from "./options.js"
 import { invalidOption, storeOption } from "./tokenStore.js"
 
@@ -69,10 +69,10 @@ const loadRedis = Effect.tryPromise({
     })
 })
 
-/** @internal */
-export const make = (
+/** The options of `make` checked at run time (a wrong type from JavaScript, JSON or a cast is an error). */
+const checkOptions = (
   options: RedisTokenStore.Options
-): Effect.Effect<TokenStore["Type"], TokenStoreError, Scope.Scope> =>
+): Effect.Effect<{ readonly operationMillis: number; readonly connectMillis: number }, TokenStoreError> =>
   Effect.gen(function* () {
     const operationMillis = yield* storeOption(
       "operationTimeout",
@@ -82,7 +82,6 @@ export const make = (
       "connectTimeout",
       withDefault(options.connectTimeout, 2_000, positiveDuration)
     )
-    // Every option is checked at run time: a wrong type (from JavaScript, JSON or a cast) is an error.
     if (typeof options.url !== "string" && Either.isLeft(optional(options.url, redacted)))
       return yield* Effect.fail(
         invalidOption("url", `expected a string or a Redacted string, got ${typeof options.url}`)
@@ -95,142 +94,249 @@ export const make = (
     yield* storeOption("tls", optional(options.tls, boolean))
     yield* storeOption("keyPrefix", string(true)(options.keyPrefix))
     yield* storeOption("encryptionKey", optional(options.encryptionKey, redacted))
-    const RedisClass = yield* loadRedis
-    const maxRecordBytes = yield* storeOption(
-      "maxRecordBytes",
-      withDefault(options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, integer(1, 2 ** 29))
-    )
-    const codec = makeCodec(options.encryptionKey)
-    const prefix = options.keyPrefix
-    const tokenKey = (key: string) => `${prefix}token:${key}`
-    const lockKey = (key: string) => `${prefix}lock:${key}`
+    return { operationMillis, connectMillis }
+  })
 
-    const settings: RedisOptions = {
-      // Fail a command at once while disconnected instead of queueing it: the bearer then calls its source.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: connectMillis,
-      commandTimeout: operationMillis,
-      // Keep reconnecting in the background, at most every 2 seconds, for as long as the layer lives.
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
-      ...(options.host !== undefined ? { host: options.host } : {}),
-      ...(options.port !== undefined ? { port: options.port } : {}),
-      ...(options.db !== undefined ? { db: options.db } : {}),
-      ...(options.username !== undefined ? { username: options.username } : {}),
-      ...(options.password !== undefined ? { password: Redacted.value(options.password) } : {}),
-      ...(options.tls === true ? { tls: {} } : {})
-    }
+/** The client's settings: commands fail at once while disconnected, and it keeps reconnecting in the background. */
+const clientSettings = (
+  options: RedisTokenStore.Options,
+  connectMillis: number,
+  operationMillis: number
+): RedisOptions => ({
+  // Fail a command at once while disconnected instead of queueing it: the bearer then calls its source.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  connectTimeout: connectMillis,
+  commandTimeout: operationMillis,
+  // Keep reconnecting in the background, at most every 2 seconds, for as long as the layer lives.
+  retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
+  ...(options.host !== undefined ? { host: options.host } : {}),
+  ...(options.port !== undefined ? { port: options.port } : {}),
+  ...(options.db !== undefined ? { db: options.db } : {}),
+  ...(options.username !== undefined ? { username: options.username } : {}),
+  ...(options.password !== undefined ? { password: Redacted.value(options.password) } : {}),
+  ...(options.tls === true ? { tls: {} } : {})
+})
+
+/**
+ * One ioredis client and the last connection error it reported. Connection errors surface as failed commands;
+ * without a listener ioredis would print each one. The last one is kept: a refused authentication is reported
+ * as such, not as "not reachable".
+ */
+class Connection {
+  lastError: string | undefined
+
+  constructor(readonly client: Redis) {
+    client.on("error", (error: unknown) => {
+      this.lastError = messageOf(error)
+    })
+    client.on("ready", () => {
+      this.lastError = undefined
+    })
+  }
+
+  /** The last connection error, when it says that Redis refused the credentials. */
+  authFailure(): string | undefined {
+    return this.lastError !== undefined && isAuthError(this.lastError) ? this.lastError : undefined
+  }
+
+  /** Opens a client for the scope; closing the scope quits it (at most 1 second), then disconnects it. */
+  static open(
+    RedisClass: typeof Redis,
+    options: RedisTokenStore.Options,
+    settings: RedisOptions
+  ): Effect.Effect<Connection, never, Scope.Scope> {
     const url =
       options.url === undefined
         ? undefined
         : typeof options.url === "string"
           ? options.url
           : Redacted.value(options.url)
-
-    let lastError: string | undefined
-    const authFailure = (): string | undefined =>
-      lastError !== undefined && isAuthError(lastError) ? lastError : undefined
-
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const client: Redis = url === undefined ? new RedisClass(settings) : new RedisClass(url, settings)
-        // Connection errors surface as failed commands; without a listener ioredis would print each one. The
-        // last one is kept: a refused authentication is reported as such, not as "not reachable".
-        client.on("error", (error: unknown) => {
-          lastError = messageOf(error)
-        })
-        client.on("ready", () => {
-          lastError = undefined
-        })
-        return client
-      }),
-      (client) =>
+    return Effect.acquireRelease(
+      Effect.sync(
+        () => new Connection(url === undefined ? new RedisClass(settings) : new RedisClass(url, settings))
+      ),
+      ({ client }) =>
         Effect.promise(() => client.quit().catch(() => undefined)).pipe(
           Effect.timeout(1_000),
           Effect.ignore,
           Effect.ensuring(Effect.sync(() => client.disconnect()))
         )
     )
+  }
 
-    // Give the first connection a moment, so the first fetch finds it ready; never fail the layer for it.
-    const ready = yield* Effect.async<boolean>((resume) => {
+  /** Gives the first connection a moment, so the first fetch finds it ready; never fails for it, but warns. */
+  awaitReady(connectMillis: number): Effect.Effect<void> {
+    const client = this.client
+    return Effect.async<boolean>((resume) => {
       if (client.status === "ready") return resume(Effect.succeed(true))
       const onReady = () => resume(Effect.succeed(true))
       client.once("ready", onReady)
       return Effect.sync(() => client.off("ready", onReady))
-    }).pipe(Effect.timeoutTo({ duration: connectMillis, onTimeout: () => false, onSuccess: (ok) => ok }))
-    if (!ready) {
-      const auth = authFailure()
-      yield* Effect.logWarning(
-        auth !== undefined
-          ? `RedisTokenStore: Redis refused the credentials (${auth}): check the username and password; bearers call their sources directly until it accepts them`
-          : `RedisTokenStore: Redis is not reachable yet (status ${client.status}); bearers call their sources directly until it is`
-      )
-    }
-
-    const run = <A>(operation: TokenStoreOperation, command: () => Promise<A>) =>
-      Effect.tryPromise({
-        try: command,
-        catch: (cause) => {
-          const message = messageOf(cause)
-          const auth = isAuthError(message) ? message : client.status === "ready" ? undefined : authFailure()
-          return new TokenStoreError({
-            operation,
-            reason:
-              auth !== undefined ? "Unauthenticated" : client.status === "ready" ? "Failure" : "Unavailable",
-            detail: auth !== undefined ? `Redis refused the credentials: ${auth}` : message,
-            cause
-          })
-        }
-      }).pipe(
-        Effect.timeoutFail({
-          duration: operationMillis,
-          onTimeout: () =>
-            new TokenStoreError({
-              operation,
-              reason: "Timeout",
-              detail: `Redis did not answer within ${operationMillis} ms`
-            })
-        })
-      )
-
-    const tooLarge = (operation: TokenStoreOperation, size: number) =>
-      new TokenStoreError({
-        operation,
-        reason: "TooLarge",
-        detail: `the record is ${size} bytes, more than maxRecordBytes (${maxRecordBytes}); nothing more was read`
+    }).pipe(
+      Effect.timeoutTo({ duration: connectMillis, onTimeout: () => false, onSuccess: (ok) => ok }),
+      Effect.flatMap((ready) => {
+        if (ready) return Effect.void
+        const auth = this.authFailure()
+        return Effect.logWarning(
+          auth !== undefined
+            ? `RedisTokenStore: Redis refused the credentials (${auth}): check the username and password; bearers call their sources directly until it accepts them`
+            : `RedisTokenStore: Redis is not reachable yet (status ${client.status}); bearers call their sources directly until it is`
+        )
       })
+    )
+  }
+}
 
-    const store: TokenStore["Type"] = {
-      get: (key) =>
-        Effect.flatMap(
-          run("get", () => client.eval(GET_SCRIPT, 1, tokenKey(key), maxRecordBytes) as Promise<unknown>),
-          (reply) =>
-            typeof reply === "number"
-              ? Effect.fail(tooLarge("get", reply))
-              : Effect.succeed(typeof reply === "string" ? codec.decode(key, reply) : Option.none())
-        ),
-      put: (key, stored) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const expires = expiresAtMillis(stored.token)
-          const text = codec.encode(key, stored)
-          const size = Buffer.byteLength(text, "utf8")
-          // Nobody could read a larger record back: refuse it rather than write it.
-          if (size > maxRecordBytes) return Effect.fail(tooLarge("put", size))
-          if (expires === Infinity) return Effect.asVoid(run("put", () => client.set(tokenKey(key), text)))
-          const remaining = Math.ceil(expires - now)
-          if (!(remaining > 0)) return Effect.void
-          return Effect.asVoid(run("put", () => client.set(tokenKey(key), text, "PX", remaining)))
-        }),
-      tryLock: (key, owner, ttl) =>
-        Effect.map(
-          run("lock", () =>
-            client.eval(LOCK_SCRIPT, 1, lockKey(key), owner, Math.max(1, Math.ceil(Duration.toMillis(ttl))))
-          ),
-          (reply) => reply === 1
-        ),
-      unlock: (key, owner) =>
-        Effect.asVoid(run("unlock", () => client.eval(UNLOCK_SCRIPT, 1, lockKey(key), owner)))
+/** The store over one connection: records under `<prefix>token:<key>`, locks under `<prefix>lock:<key>`. */
+class RedisStore {
+  constructor(
+    private readonly connection: Connection,
+    private readonly codec: RecordCodec,
+    private readonly prefix: string,
+    private readonly operationMillis: number,
+    private readonly maxRecordBytes: number
+  ) {}
+
+  /** Where the record of `key` lives. */
+  private tokenKey(key: string): string {
+    return `${this.prefix}token:${key}`
+  }
+
+  /** Where the lock of `key` lives. */
+  private lockKey(key: string): string {
+    return `${this.prefix}lock:${key}`
+  }
+
+  /** Runs one command, bounded by `operationTimeout`; a failure says whether Redis refused the credentials. */
+  private run<A>(
+    operation: TokenStoreOperation,
+    command: () => Promise<A>
+  ): Effect.Effect<A, TokenStoreError> {
+    const { client } = this.connection
+    const operationMillis = this.operationMillis
+    return Effect.tryPromise({
+      try: command,
+      catch: (cause) => {
+        const message = messageOf(cause)
+        const auth = isAuthError(message)
+          ? message
+          : client.status === "ready"
+            ? undefined
+            : this.connection.authFailure()
+        return new TokenStoreError({
+          operation,
+          reason:
+            auth !== undefined ? "Unauthenticated" : client.status === "ready" ? "Failure" : "Unavailable",
+          detail: auth !== undefined ? `Redis refused the credentials: ${auth}` : message,
+          cause
+        })
+      }
+    }).pipe(
+      Effect.timeoutFail({
+        duration: operationMillis,
+        onTimeout: () =>
+          new TokenStoreError({
+            operation,
+            reason: "Timeout",
+            detail: `Redis did not answer within ${operationMillis} ms`
+          })
+      })
+    )
+  }
+
+  /** The error of a record over `maxRecordBytes`. */
+  private tooLarge(operation: TokenStoreOperation, size: number): TokenStoreError {
+    return new TokenStoreError({
+      operation,
+      reason: "TooLarge",
+      detail: `the record is ${size} bytes, more than maxRecordBytes (${this.maxRecordBytes}); nothing more was read`
+    })
+  }
+
+  /** The record, unless it is larger than `maxRecordBytes` (then nothing more than its size is read). */
+  get(key: string): Effect.Effect<Option.Option<StoredToken>, TokenStoreError> {
+    return Effect.flatMap(
+      this.run(
+        "get",
+        () =>
+          this.connection.client.eval(
+            GET_SCRIPT,
+            1,
+            this.tokenKey(key),
+            this.maxRecordBytes
+          ) as Promise<unknown>
+      ),
+      (reply) =>
+        typeof reply === "number"
+          ? Effect.fail(this.tooLarge("get", reply))
+          : Effect.succeed(typeof reply === "string" ? this.codec.decode(key, reply) : Option.none())
+    )
+  }
+
+  /** Writes the record to expire with its token; a record nobody could read back is refused. */
+  put(key: string, stored: StoredToken): Effect.Effect<void, TokenStoreError> {
+    const { client } = this.connection
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const expires = expiresAtMillis(stored.token)
+      const text = this.codec.encode(key, stored)
+      const size = Buffer.byteLength(text, "utf8")
+      // Nobody could read a larger record back: refuse it rather than write it.
+      if (size > this.maxRecordBytes) return Effect.fail(this.tooLarge("put", size))
+      if (expires === Infinity)
+        return Effect.asVoid(this.run("put", () => client.set(this.tokenKey(key), text)))
+      const remaining = Math.ceil(expires - now)
+      if (!(remaining > 0)) return Effect.void
+      return Effect.asVoid(this.run("put", () => client.set(this.tokenKey(key), text, "PX", remaining)))
+    })
+  }
+
+  /** Takes the lock for `owner` for `ttl`, breaking a stale one (`LOCK_SCRIPT`); `true` when it holds it. */
+  tryLock(key: string, owner: string, ttl: Duration.Duration): Effect.Effect<boolean, TokenStoreError> {
+    const { client } = this.connection
+    return Effect.map(
+      this.run("lock", () =>
+        client.eval(LOCK_SCRIPT, 1, this.lockKey(key), owner, Math.max(1, Math.ceil(Duration.toMillis(ttl))))
+      ),
+      (reply) => reply === 1
+    )
+  }
+
+  /** Releases the lock if `owner` still holds it (`UNLOCK_SCRIPT`). */
+  unlock(key: string, owner: string): Effect.Effect<void, TokenStoreError> {
+    return Effect.asVoid(
+      this.run("unlock", () => this.connection.client.eval(UNLOCK_SCRIPT, 1, this.lockKey(key), owner))
+    )
+  }
+
+  /** The store as the `TokenStore` service: a plain object of its four operations. */
+  toStore(): TokenStore["Type"] {
+    return {
+      get: (key) => this.get(key),
+      put: (key, stored) => this.put(key, stored),
+      tryLock: (key, owner, ttl) => this.tryLock(key, owner, ttl),
+      unlock: (key, owner) => this.unlock(key, owner)
     }
-    return store
+  }
+}
+
+/** @internal */
+export const make = (
+  options: RedisTokenStore.Options
+): Effect.Effect<TokenStore["Type"], TokenStoreError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { connectMillis, operationMillis } = yield* checkOptions(options)
+    const RedisClass = yield* loadRedis
+    const maxRecordBytes = yield* storeOption(
+      "maxRecordBytes",
+      withDefault(options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES, integer(1, 2 ** 29))
+    )
+    const codec = makeCodec(options.encryptionKey)
+    const connection = yield* Connection.open(
+      RedisClass,
+      options,
+      clientSettings(options, connectMillis, operationMillis)
+    )
+    yield* connection.awaitReady(connectMillis)
+    return new RedisStore(connection, codec, options.keyPrefix, operationMillis, maxRecordBytes).toStore()
   })

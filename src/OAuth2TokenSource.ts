@@ -24,16 +24,15 @@
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
-import { type DiscoveryError, type InvalidOptionsError, type KeyError, TokenSourceError } from "./Errors.js"
-import * as internal from "./internal/oauth2.js"
-import * as tokenEndpoint from "./internal/tokenEndpoint.js"
+import type * as Redacted from "effect/Redacted"
+import type { DiscoveryError, InvalidOptionsError, KeyError } from "./Errors.js"
+import * as internal from "./internal/grants.js"
 import type * as JwtAssertion from "./JwtAssertion.js"
 import { TokenSource } from "./TokenSource.js"
 
@@ -159,63 +158,75 @@ export interface JwtBearerOptions extends EndpointOptions, ClientAuthOptions, Re
  */
 export type BuildError = InvalidOptionsError | KeyError | DiscoveryError
 
-/**
- * The default of `defaultLifetime`: 1 hour.
- *
- * @since 0.2.0
- * @category constants
- */
-export const DefaultLifetime: Duration.Duration = Duration.hours(1)
+export {
+  /**
+   * The default of `defaultLifetime`: 1 hour.
+   *
+   * @since 0.2.0
+   * @category constants
+   */
+  DefaultLifetime
+} from "./internal/grants.js"
 
-/**
- * The default of `discoveryTimeout`: 10 seconds.
- *
- * @since 0.2.0
- * @category constants
- */
-export const DefaultDiscoveryTimeout: Duration.Duration = Duration.seconds(10)
+export {
+  /**
+   * The default of `discoveryTimeout`: 10 seconds.
+   *
+   * @since 0.2.0
+   * @category constants
+   */
+  DefaultDiscoveryTimeout
+} from "./internal/grants.js"
 
-/**
- * The grant type of the JWT bearer grant (RFC 7523 section 2.1).
- *
- * @since 0.2.0
- * @category constants
- */
-export const GrantTypeJwtBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+export {
+  /**
+   * The grant type of the JWT bearer grant (RFC 7523 section 2.1).
+   *
+   * @since 0.2.0
+   * @category constants
+   */
+  GrantTypeJwtBearer
+} from "./internal/grants.js"
 
-/**
- * The grant type of token exchange.
- *
- * @since 0.1.0
- * @category constants
- */
-export const GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+export {
+  /**
+   * The grant type of token exchange.
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  GrantTypeTokenExchange
+} from "./internal/grants.js"
 
-/**
- * The token type of a JWT (RFC 8693 section 3): the default subject token type.
- *
- * @since 0.1.0
- * @category constants
- */
-export const TokenTypeJwt = "urn:ietf:params:oauth:token-type:jwt"
+export {
+  /**
+   * The token type of a JWT (RFC 8693 section 3): the default subject token type.
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  TokenTypeJwt
+} from "./internal/grants.js"
 
-/**
- * The token type of an OAuth 2.0 access token (RFC 8693 section 3).
- *
- * @since 0.1.0
- * @category constants
- */
-export const TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+export {
+  /**
+   * The token type of an OAuth 2.0 access token (RFC 8693 section 3).
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  TokenTypeAccessToken
+} from "./internal/grants.js"
 
-/**
- * The token type of an OpenID Connect ID token (RFC 8693 section 3).
- *
- * @since 0.1.0
- * @category constants
- */
-export const TokenTypeIdToken = "urn:ietf:params:oauth:token-type:id_token"
-
-const defaults = { defaultLifetime: DefaultLifetime, discoveryTimeout: DefaultDiscoveryTimeout }
+export {
+  /**
+   * The token type of an OpenID Connect ID token (RFC 8693 section 3).
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  TokenTypeIdToken
+} from "./internal/grants.js"
 
 /**
  * A client credentials source, with the `HttpClient` from context. The options are checked, the private
@@ -224,31 +235,9 @@ const defaults = { defaultLifetime: DefaultLifetime, discoveryTimeout: DefaultDi
  * @since 0.1.0
  * @category constructors
  */
-export const clientCredentials = (
+export const clientCredentials: (
   options: ClientCredentialsOptions
-): Effect.Effect<TokenSource["Type"], BuildError, HttpClient.HttpClient> =>
-  Effect.gen(function* () {
-    const client = yield* HttpClient.HttpClient
-    const endpoint = yield* tokenEndpoint.prepare(client, options, defaults)
-    return TokenSource.of({
-      fetch: internal.requestToken(client, {
-        flow: "clientCredentials",
-        tokenUrl: endpoint.tokenUrl,
-        params: {
-          ...endpoint.extraParams,
-          grant_type: "client_credentials",
-          scope: internal.scopeParam(options.scope),
-          audience: options.audience,
-          resource: options.resource
-        },
-        auth: endpoint.auth,
-        defaultLifetimeMillis: endpoint.defaultLifetimeMillis,
-        secrets: [],
-        tokenTypes: ["bearer"],
-        maxResponseBytes: options.maxResponseBytes
-      })
-    })
-  })
+) => Effect.Effect<TokenSource["Type"], BuildError, HttpClient.HttpClient> = internal.clientCredentials
 
 /**
  * The client credentials source as a layer.
@@ -304,17 +293,6 @@ export const layerClientCredentialsConfig = (
 ): Layer.Layer<TokenSource, ConfigError.ConfigError | BuildError, HttpClient.HttpClient> =>
   Layer.effect(TokenSource, Effect.flatMap(Config.unwrap(config), clientCredentials))
 
-/** The failure of the source that gives the subject token or the assertion, in the words of the grant. */
-const upstreamError = (flow: string, what: string) => (error: TokenSourceError) =>
-  new TokenSourceError({
-    message: `${flow}: the ${what} is not available: ${error.message}`,
-    retryable: error.retryable,
-    retryAfter: error.retryAfter,
-    code: error.code,
-    status: error.status,
-    cause: error
-  })
-
 /**
  * A token exchange source: on every fetch it takes a subject token from the `TokenSource` in context (for
  * example a `FileTokenSource` reading a projected service-account token, or a `JwtAssertion` source signing
@@ -324,41 +302,10 @@ const upstreamError = (flow: string, what: string) => (error: TokenSourceError) 
  * @since 0.1.0
  * @category constructors
  */
-export const tokenExchange = (
+export const tokenExchange: (
   options: TokenExchangeOptions
-): Effect.Effect<TokenSource["Type"], BuildError, HttpClient.HttpClient | TokenSource> =>
-  Effect.gen(function* () {
-    const client = yield* HttpClient.HttpClient
-    const subject = yield* TokenSource
-    const endpoint = yield* tokenEndpoint.prepare(client, options, defaults)
-    return TokenSource.of({
-      fetch: subject.fetch.pipe(
-        Effect.mapError(upstreamError("OAuth 2.0 token exchange", "subject token")),
-        Effect.flatMap((subjectToken) =>
-          internal.requestToken(client, {
-            flow: "tokenExchange",
-            tokenUrl: endpoint.tokenUrl,
-            params: {
-              ...endpoint.extraParams,
-              grant_type: GrantTypeTokenExchange,
-              subject_token: Redacted.value(subjectToken.value),
-              subject_token_type: options.subjectTokenType ?? TokenTypeJwt,
-              requested_token_type: options.requestedTokenType,
-              audience: options.audience,
-              scope: internal.scopeParam(options.scope),
-              resource: options.resource
-            },
-            auth: endpoint.auth,
-            defaultLifetimeMillis: endpoint.defaultLifetimeMillis,
-            secrets: [subjectToken.value],
-            // RFC 8693 section 2.2.1: "N_A" when the issued token is not an access token (an ID token, a JWT).
-            tokenTypes: ["bearer", "n_a"],
-            maxResponseBytes: options.maxResponseBytes
-          })
-        )
-      )
-    })
-  })
+) => Effect.Effect<TokenSource["Type"], BuildError, HttpClient.HttpClient | TokenSource> =
+  internal.tokenExchange
 
 /**
  * A JWT bearer grant source (RFC 7523 section 2.1): on every fetch it takes an assertion from the
@@ -369,38 +316,9 @@ export const tokenExchange = (
  * @since 0.2.0
  * @category constructors
  */
-export const jwtBearer = (
+export const jwtBearer: (
   options: JwtBearerOptions
-): Effect.Effect<TokenSource["Type"], BuildError, HttpClient.HttpClient | TokenSource> =>
-  Effect.gen(function* () {
-    const client = yield* HttpClient.HttpClient
-    const assertions = yield* TokenSource
-    const endpoint = yield* tokenEndpoint.prepare(client, options, defaults)
-    return TokenSource.of({
-      fetch: assertions.fetch.pipe(
-        Effect.mapError(upstreamError("OAuth 2.0 JWT bearer grant", "assertion")),
-        Effect.flatMap((assertion) =>
-          internal.requestToken(client, {
-            flow: "jwtBearer",
-            tokenUrl: endpoint.tokenUrl,
-            params: {
-              ...endpoint.extraParams,
-              grant_type: GrantTypeJwtBearer,
-              assertion: Redacted.value(assertion.value),
-              scope: internal.scopeParam(options.scope),
-              audience: options.audience,
-              resource: options.resource
-            },
-            auth: endpoint.auth,
-            defaultLifetimeMillis: endpoint.defaultLifetimeMillis,
-            secrets: [assertion.value],
-            tokenTypes: ["bearer"],
-            maxResponseBytes: options.maxResponseBytes
-          })
-        )
-      )
-    })
-  })
+) => Effect.Effect<TokenSource["Type"], BuildError, HttpClient.HttpClient | TokenSource> = internal.jwtBearer
 
 /**
  * The JWT bearer grant source as a layer; the `TokenSource` it needs gives the assertions.

@@ -14,6 +14,17 @@ import type { TokenStore } from "../TokenStore.js"
 import { TokenStoreError } from "./errors.js"
 import { makeCodec } from "./storeRecord.js"
 import { integer, optional, redacted, string, withDefault } from "./options.js"
+import {
+  call,
+  type FsFailure,
+  ignore,
+  isCode,
+  linkNew,
+  readBounded,
+  remove,
+  replace,
+  withTemp
+} from "./safeFiles.js"
 import { invalidOption, storeOption } from "./tokenStore.js"
 
 /** The content of a lock file, version 1. */
@@ -30,37 +41,6 @@ export const DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 
 /** A lock file is a few dozen bytes; anything longer is not a lock. */
 const MAX_LOCK_BYTES = 4 * 1024
-
-/** Reads never follow a symbolic link: a link planted in place of a store file is an error, not a redirect. */
-const READ_FLAGS = Fs.constants.O_RDONLY | (Fs.constants.O_NOFOLLOW ?? 0) | (Fs.constants.O_NONBLOCK ?? 0)
-/** A temporary file is always a new file: `O_EXCL` fails on anything already there, a symbolic link too. */
-const CREATE_FLAGS =
-  Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | (Fs.constants.O_NOFOLLOW ?? 0)
-
-const codeOf = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
-    ? cause.code
-    : undefined
-
-const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
-
-/** A file system call that failed: its error code is kept for the callers that handle one. */
-class FsFailure {
-  readonly _tag = "FsFailure"
-  constructor(
-    readonly code: string | undefined,
-    readonly message: string,
-    readonly cause: unknown
-  ) {}
-}
-
-const call = <A>(run: () => Promise<A>): Effect.Effect<A, FsFailure> =>
-  Effect.tryPromise({ try: run, catch: (cause) => new FsFailure(codeOf(cause), messageOf(cause), cause) })
-
-const isCode =
-  (...codes: ReadonlyArray<string>) =>
-  (error: FsFailure): boolean =>
-    error.code !== undefined && codes.includes(error.code)
 
 const storeError = (operation: TokenStoreOperation) => (error: FsFailure | TokenStoreError) =>
   error instanceof TokenStoreError
@@ -158,6 +138,73 @@ const validate = (options: FileTokenStore.Options) =>
     return { directory: NodePath.resolve(directory), maxRecordBytes }
   })
 
+/** The content of a lock file, `None` if there is none; a file too large to be a lock reads as garbage. */
+const readLock = (path: string) =>
+  Effect.map(
+    readBounded(path, MAX_LOCK_BYTES),
+    Option.map(Either.getOrElse(() => "(too large to be a lock)"))
+  )
+
+/**
+ * Removes `path` if its content satisfies `predicate`. Removals happen only under a guard file (created
+ * exclusively, like the lock), so between our read and our removal nobody can replace the file we read: a new
+ * lock is only ever created where there is none. Returns `false` when another process holds the guard (it is
+ * breaking or releasing the same lock right now). A guard left by a process that died in those few
+ * microseconds is removed once it is older than `GUARD_STALE_MILLIS`.
+ */
+const removeIf = (path: string, predicate: (content: Option.Option<string>) => boolean) =>
+  Effect.gen(function* () {
+    const guard = `${path}.guard`
+    const take = withTemp(guard, "", (temp) => linkNew(temp, guard))
+    let taken = yield* take
+    if (!taken) {
+      const info = yield* Effect.option(call(() => FsPromises.lstat(guard)))
+      if (Option.isSome(info) && Date.now() - info.value.mtimeMs > GUARD_STALE_MILLIS) {
+        yield* ignore(remove(guard))
+        taken = yield* take
+      }
+    }
+    if (!taken) return false
+    return yield* Effect.ensuring(
+      Effect.gen(function* () {
+        if (predicate(yield* readLock(path)))
+          yield* remove(path).pipe(Effect.catchIf(isCode("ENOENT"), () => Effect.void))
+        return true
+      }),
+      ignore(remove(guard))
+    )
+  })
+
+/**
+ * Links `temp` (a lock record) as the lock file `path`: `link` creates the file with its whole content, or
+ * fails if it exists, an exclusive create no reader can catch half-written. A lock found there that no longer
+ * holds is broken, if it is still the one read, and the link tried again, at most `tries` more times.
+ */
+const takeLock = (
+  path: string,
+  temp: string,
+  ttlMillis: number,
+  tries: number
+): Effect.Effect<boolean, FsFailure> =>
+  Effect.flatMap(linkNew(temp, path), (created) =>
+    created
+      ? Effect.succeed(true)
+      : Effect.gen(function* () {
+          const held = yield* readLock(path)
+          if (Option.isNone(held))
+            return tries > 0 ? yield* takeLock(path, temp, ttlMillis, tries - 1) : false
+          // Judged at the time of reading: the holder may have written its lock after the taker read the clock.
+          if (isLive(held.value, yield* Clock.currentTimeMillis, ttlMillis)) return false
+          // Expired, expiring too late, or not a lock record at all: break it, but only if it is still the one
+          // we read.
+          const broke = yield* removeIf(path, (seen) => Option.isSome(seen) && seen.value === held.value)
+          return broke && tries > 0 ? yield* takeLock(path, temp, ttlMillis, tries - 1) : false
+        })
+  )
+
+const ownedBy = (owner: string) => (content: Option.Option<string>) =>
+  Option.isSome(content) && Option.exists(decodeLock(content.value), (lock) => lock.owner === owner)
+
 /** @internal */
 export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore["Type"], TokenStoreError> =>
   Effect.gen(function* () {
@@ -169,129 +216,12 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
       NodePath.join(directory, Crypto.createHash("sha256").update(key, "utf8").digest("hex").slice(0, 40))
     const tokenPath = (key: string) => `${base(key)}.token`
     const lockPath = (key: string) => `${base(key)}.lock`
-    const sidePath = (path: string, suffix: string) => `${path}.${Crypto.randomUUID()}.${suffix}`
-
-    const ignore = <A>(self: Effect.Effect<A, FsFailure>) => Effect.ignore(self)
-    const remove = (path: string) => call(() => FsPromises.unlink(path))
-
-    /**
-     * Reads `path` without following a symbolic link, at most `limit + 1` bytes: `None` when it does not exist,
-     * `Left` with its size when it holds more than `limit` bytes (nothing more is read).
-     */
-    const readBounded = (
-      path: string,
-      limit: number
-    ): Effect.Effect<Option.Option<Either.Either<string, number>>, FsFailure> =>
-      Effect.acquireUseRelease(
-        call(() => FsPromises.open(path, READ_FLAGS)).pipe(
-          Effect.map(Option.some<FsPromises.FileHandle>),
-          Effect.catchIf(isCode("ENOENT"), () => Effect.succeed(Option.none<FsPromises.FileHandle>()))
-        ),
-        Option.match({
-          onNone: () => Effect.succeedNone,
-          onSome: (handle) =>
-            Effect.gen(function* () {
-              const stat = yield* call(() => handle.stat())
-              if (!stat.isFile())
-                return yield* Effect.fail(new FsFailure("EINVAL", `${path} is not a regular file`, undefined))
-              const buffer = Buffer.alloc(limit + 1)
-              let size = 0
-              while (size < buffer.length) {
-                const { bytesRead } = yield* call(() => handle.read(buffer, size, buffer.length - size, size))
-                if (bytesRead === 0) break
-                size += bytesRead
-              }
-              return Option.some(
-                size > limit
-                  ? Either.left(Math.max(size, stat.size))
-                  : Either.right(buffer.toString("utf8", 0, size))
-              )
-            })
-        }),
-        Option.match({ onNone: () => Effect.void, onSome: (handle) => Effect.promise(() => handle.close()) })
-      )
 
     const tooLarge = (operation: TokenStoreOperation, size: number) =>
       new TokenStoreError({
         operation,
         reason: "TooLarge",
         detail: `the record is ${size} bytes, more than maxRecordBytes (${maxRecordBytes}); nothing more was read`
-      })
-
-    /** The content of a lock file, `None` if there is none; a file too large to be a lock reads as garbage. */
-    const readLock = (path: string) =>
-      Effect.map(
-        readBounded(path, MAX_LOCK_BYTES),
-        Option.map(Either.getOrElse(() => "(too large to be a lock)"))
-      )
-
-    /**
-     * Creates `path` (exclusively, `0600`) and writes `content`, uninterruptibly: if the write fails (a full
-     * disk) the new file is removed. Once it is written, removing it is the caller's job (see `withTemp`).
-     */
-    const writeNew = (path: string, content: string): Effect.Effect<string, FsFailure> =>
-      Effect.uninterruptible(
-        Effect.flatMap(
-          call(() => FsPromises.open(path, CREATE_FLAGS, 0o600)),
-          (handle) =>
-            call(async () => {
-              await handle.writeFile(content, "utf8")
-            }).pipe(
-              Effect.ensuring(Effect.promise(() => handle.close().catch(() => undefined))),
-              Effect.tapError(() => ignore(remove(path))),
-              Effect.as(path)
-            )
-        )
-      )
-
-    /** Replaces `path` atomically: a reader sees the old file or the new one, never a part. */
-    const replace = (path: string, content: string) =>
-      Effect.flatMap(writeNew(sidePath(path, "tmp"), content), (temp) =>
-        call(() => FsPromises.rename(temp, path)).pipe(Effect.tapError(() => ignore(remove(temp))))
-      )
-
-    /**
-     * Runs `use` with a new temporary file beside `path` holding `content`, and removes the file afterwards
-     * (also on failure or interruption).
-     */
-    const withTemp = <A>(path: string, content: string, use: (temp: string) => Effect.Effect<A, FsFailure>) =>
-      Effect.acquireUseRelease(writeNew(sidePath(path, "tmp"), content), use, (temp) => ignore(remove(temp)))
-
-    /** Hard-links `temp` to `path`: `true` if it created `path`, `false` if `path` exists. */
-    const linkNew = (temp: string, path: string) =>
-      call(() => FsPromises.link(temp, path)).pipe(
-        Effect.as(true),
-        Effect.catchIf(isCode("EEXIST"), () => Effect.succeed(false))
-      )
-
-    /**
-     * Removes `path` if its content satisfies `predicate`. Removals happen only under a guard file (created
-     * exclusively, like the lock), so between our read and our removal nobody can replace the file we read:
-     * a new lock is only ever created where there is none. Returns `false` when another process holds the
-     * guard (it is breaking or releasing the same lock right now). A guard left by a process that died in
-     * those few microseconds is removed once it is older than `GUARD_STALE_MILLIS`.
-     */
-    const removeIf = (path: string, predicate: (content: Option.Option<string>) => boolean) =>
-      Effect.gen(function* () {
-        const guard = `${path}.guard`
-        const take = withTemp(guard, "", (temp) => linkNew(temp, guard))
-        let taken = yield* take
-        if (!taken) {
-          const info = yield* Effect.option(call(() => FsPromises.lstat(guard)))
-          if (Option.isSome(info) && Date.now() - info.value.mtimeMs > GUARD_STALE_MILLIS) {
-            yield* ignore(remove(guard))
-            taken = yield* take
-          }
-        }
-        if (!taken) return false
-        return yield* Effect.ensuring(
-          Effect.gen(function* () {
-            if (predicate(yield* readLock(path)))
-              yield* remove(path).pipe(Effect.catchIf(isCode("ENOENT"), () => Effect.void))
-            return true
-          }),
-          ignore(remove(guard))
-        )
       })
 
     const get = (key: string) =>
@@ -320,34 +250,14 @@ export const make = (options: FileTokenStore.Options): Effect.Effect<TokenStore[
     const tryLock = (key: string, owner: string, ttl: Duration.Duration) =>
       Effect.gen(function* () {
         const path = lockPath(key)
-        const now = yield* Clock.currentTimeMillis
         const ttlMillis = Duration.toMillis(ttl)
-        const content = JSON.stringify({ v: 1, owner, expiresAt: now + ttlMillis })
-        // `link` creates the lock file with its whole content, or fails if it exists: an exclusive create
-        // that no reader can catch half-written.
-        const attempt = (tries: number, temp: string): Effect.Effect<boolean, FsFailure> =>
-          Effect.flatMap(linkNew(temp, path), (created) =>
-            created
-              ? Effect.succeed(true)
-              : Effect.gen(function* () {
-                  const held = yield* readLock(path)
-                  if (Option.isNone(held)) return tries > 0 ? yield* attempt(tries - 1, temp) : false
-                  // Judged at the time of reading: the holder may have written its lock after `now` was taken.
-                  if (isLive(held.value, yield* Clock.currentTimeMillis, ttlMillis)) return false
-                  // Expired, expiring too late, or not a lock record at all: break it, but only if it is still
-                  // the one we read.
-                  const broke = yield* removeIf(
-                    path,
-                    (seen) => Option.isSome(seen) && seen.value === held.value
-                  )
-                  return broke && tries > 0 ? yield* attempt(tries - 1, temp) : false
-                })
-          )
-        return yield* withTemp(path, content, (temp) => attempt(2, temp))
+        const content = JSON.stringify({
+          v: 1,
+          owner,
+          expiresAt: (yield* Clock.currentTimeMillis) + ttlMillis
+        })
+        return yield* withTemp(path, content, (temp) => takeLock(path, temp, ttlMillis, 2))
       }).pipe(Effect.mapError(storeError("lock")))
-
-    const ownedBy = (owner: string) => (content: Option.Option<string>) =>
-      Option.isSome(content) && Option.exists(decodeLock(content.value), (lock) => lock.owner === owner)
 
     const unlock = (key: string, owner: string) =>
       Effect.gen(function* () {

@@ -4,16 +4,17 @@
 # it. Every mutant must make at least one of them fail. Usage: scripts/mutants.sh [mutant ...]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-core=src/internal/renewableBearer.ts
+core=src/internal/bearerMachine.ts
+fetchPath=src/internal/renewableBearer.ts
 schedule=src/internal/schedule.ts
 
 # name|file|python expression applied to the file's text (s)
 mutants=(
-  "hit-requests-renewal|$core|s.replace('if (now < state.refreshAt) Metrics.cacheHits.unsafeUpdate(1, labels)', 'if (now < state.refreshAt) { Metrics.cacheHits.unsafeUpdate(1, labels); renewalPending = true; signal() }')"
-  "served-inside-margin|$core|s.replace('if (now < state.usableUntil && options?.renewRequired !== true) return serve(state, now)', 'if (now < (state.token === undefined ? state.usableUntil : expiresAtMillis(state.token)) && options?.renewRequired !== true) return serve(state, now)')"
+  "hit-requests-renewal|$fetchPath|s.replace('if (now < state.refreshAt) machine.report.hit()', 'if (now < state.refreshAt) { machine.report.hit(); machine.ask() }')"
+  "served-inside-margin|$fetchPath|s.replace('now < state.usableUntil && options?.renewRequired', 'now < expiresAtMillis(state.token) && options?.renewRequired').replace('import * as Waiters from \"./waiters.js\"', 'import * as Waiters from \"./waiters.js\"\\nimport { expiresAtMillis } from \"./token.js\"')"
   "no-guard-for-scheduled|$schedule|s.replace('if (unchanged > 0) delay = Math.max(delay, backoffMillis(options, unchanged, false))', '').replace('Math.max(delay, options.initialRetryMillis * MIN_REFRESH_FRACTION)', 'delay')"
-  "no-guard-for-invalidations|$core|s.replace('guard.rejected(state.receivedAt, clock.unsafeCurrentTimeMillis())', 'bypassGuard = true').replace('let aheadPending = false', 'let aheadPending = false\n    let bypassGuard = false').replace('const wait = guard.waitMillis(now)', 'const wait = bypassGuard ? 0 : guard.waitMillis(now)\n        bypassGuard = false')"
-  "close-leaves-reportError-waiting|$core|s.replace('        nextToken.done(done)\n        nextAttempt.done(done)\n        syncRequest?.waiters.done(done)', '        nextToken.done(done)\n        syncRequest?.waiters.done(done)')"
+  "no-guard-for-invalidations|$core|s.replace('this.guard.rejected(state.receivedAt, this.now())', 'this.bypassGuard = true').replace('  asked = false', '  asked = false\\n  bypassGuard = false').replace('const wait = this.guard.waitMillis(now)', 'const wait = this.bypassGuard ? 0 : this.guard.waitMillis(now)\\n    this.bypassGuard = false')"
+  "close-leaves-reportError-waiting|$core|s.replace('      this.attemptWaiters?.done(done)\\n', '')"
 )
 
 selected=("$@")
@@ -33,7 +34,7 @@ if t == s:
     sys.exit(f"the mutant does not apply to {path}")
 open(path, "w").write(t)
 PY
-  failed="$(cd "$work" && npx vitest run test/model.test.ts test/faults.test.ts 2>&1 | grep -E '^ +(×|FAIL) ' | sed -E 's/ [0-9]+ms$//' | sort -u || true)"
+  failed="$(cd "$work" && timeout 600 npx vitest run test/model.test.ts test/faults.test.ts 2>&1 | grep -E '^ +(×|FAIL) ' | sed -E 's/ [0-9]+ms$//' | sort -u || true)"
   if [ -z "$failed" ]; then
     echo "SURVIVED $name"
     status=1

@@ -9,15 +9,14 @@ import * as MutableHashMap from "effect/MutableHashMap"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type { FetchError } from "../Errors.js"
-import type { FetchOptions } from "../FetchOptions.js"
 import type * as KeyedBearer from "../KeyedBearer.js"
 import type * as RenewableBearer from "../RenewableBearer.js"
-import type * as Token from "../Token.js"
 import { InvalidOptionsError, RenewalError, StoppedError } from "./errors.js"
 import { decodeMillis, resolve } from "./options.js"
 import * as startup from "./awaitFirstToken.js"
+import type { Shared } from "./bearerPhase.js"
 import * as bearerCore from "./renewableBearer.js"
-import { TokenStore } from "./tags.js"
+import { TokenStore, type TokenSource } from "./tags.js"
 import * as Waiters from "./waiters.js"
 
 /*
@@ -50,6 +49,17 @@ interface Entry<K> {
 
 const stoppedError = new StoppedError()
 
+/** What a keyed service is built with, decided once. */
+interface Settings<K, E, R> {
+  readonly options: KeyedBearer.Options<K, E, R>
+  readonly idleMillis: number
+  readonly capacity: number
+  readonly context: Context.Context<R>
+  readonly serviceScope: Scope.Scope
+  /** One runtime, clock and set of alarms for every key's bearer: an idle bearer holds an alarm, not a fiber. */
+  readonly shared: Shared
+}
+
 /** @internal */
 export const make = <K, E = never, R = never>(
   options: KeyedBearer.Options<K, E, R>
@@ -65,230 +75,263 @@ export const make = <K, E = never, R = never>(
     }
     // The bearers' options are the same for every key but the name and store key: check them once, now.
     yield* resolve(options.bearer)
-    const label = options.label ?? (() => "keyed")
-    const storeKey = options.storeKey
-    const context = yield* Effect.context<R>()
-    const serviceScope = yield* Effect.scope
-    // One runtime, clock and set of alarms for every key's bearer: an idle bearer holds an alarm, not a fiber.
-    const shared = yield* bearerCore.makeShared
-
-    const entries = MutableHashMap.empty<K, Entry<K>>()
-    const idle = new Set<Entry<K>>()
-    /** Callers of a new key waiting for a bearer to become idle (so it can be evicted) at capacity. */
-    const slotWaiters = new Set<() => void>()
-    let closed = false
-    let sweeper: Fiber.RuntimeFiber<void> | undefined
-
-    const notifySlot = () => {
-      for (const resume of slotWaiters) resume()
-      slotWaiters.clear()
-    }
-    const awaitSlot: Effect.Effect<void> = Effect.async<void>((resume) => {
-      const wake = () => resume(Effect.void)
-      slotWaiters.add(wake)
-      return Effect.sync(() => {
-        slotWaiters.delete(wake)
-      })
+    const keyed = new KeyedBearerImpl<K, E, R>({
+      options,
+      idleMillis,
+      capacity,
+      context: yield* Effect.context<R>(),
+      serviceScope: yield* Effect.scope,
+      shared: yield* bearerCore.makeShared
     })
+    yield* Effect.addFinalizer(() => keyed.shutdown())
+    return keyed.service()
+  })
 
-    /** Removes an entry from the map (synchronously) and returns the effect that stops its bearer. */
-    const remove = (entry: Entry<K>): Effect.Effect<void> => {
-      const current = MutableHashMap.get(entries, entry.key)
-      if (Option.isSome(current) && current.value === entry) MutableHashMap.remove(entries, entry.key)
-      idle.delete(entry)
-      entry.built?.done(Exit.fail(stoppedError))
-      notifySlot()
-      return Scope.close(entry.scope, Exit.void)
+/**
+ * The map of keyed bearers: the entries by key, the idle ones in the order they became idle, the callers
+ * waiting for a free slot at capacity, and the one sweeper fiber that closes idle bearers.
+ */
+class KeyedBearerImpl<K, E, R> {
+  private readonly entries = MutableHashMap.empty<K, Entry<K>>()
+  private readonly idle = new Set<Entry<K>>()
+  /** Callers of a new key waiting for a bearer to become idle (so it can be evicted) at capacity. */
+  private readonly slotWaiters = new Set<() => void>()
+  private closed = false
+  private sweeper: Fiber.RuntimeFiber<void> | undefined
+
+  constructor(private readonly settings: Settings<K, E, R>) {}
+
+  service(): KeyedBearer.KeyedBearer<K> {
+    return {
+      fetch: (key, fetchOptions) => this.use(key, (bearer) => bearer.fetch(fetchOptions), fetchOptions),
+      use: (key, f, useOptions) => this.use(key, f, useOptions),
+      get: (key) => this.get(key),
+      size: Effect.sync(() => MutableHashMap.size(this.entries)),
+      idleSize: Effect.sync(() => this.idle.size)
     }
+  }
 
-    const build = (key: K, entry: Entry<K>): Effect.Effect<void> => {
-      const name = label(key)
-      const bearerOptions: RenewableBearer.Options = {
-        ...options.bearer,
-        name,
-        storeKey: storeKey === undefined ? undefined : storeKey(key)
-      }
-      // Without `storeKey`, keyed bearers leave a shared TokenStore alone: one store key for every key would
-      // hand one audience's token to another.
-      const withoutStore = (ctx: Context.Context<never>) =>
-        storeKey === undefined ? Context.omit(TokenStore)(ctx) : ctx
-      return options.source(key).pipe(
-        Effect.mapError(
-          (cause) =>
-            new RenewalError({ reason: "SourceError", detail: `the source of key "${name}" failed`, cause })
-        ),
-        Effect.flatMap((source) =>
-          Effect.flatMap(
-            Effect.zip(resolve(bearerOptions), startup.resolveAwaitFirstToken(bearerOptions)),
-            ([opts, awaitMillis]) => {
-              const made = bearerCore.makeFrom(opts, source, shared)
-              return awaitMillis === undefined
-                ? made
-                : Effect.tap(made, (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
-            }
-          )
-        ),
-        Effect.catchTag("InvalidOptionsError", (error) =>
-          Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: error.message, cause: error }))
-        ),
-        Scope.extend(entry.scope),
-        Effect.mapInputContext(
-          (ctx: Context.Context<never>) => withoutStore(Context.merge(ctx, context)) as Context.Context<R>
-        ),
-        Effect.matchCauseEffect({
-          onSuccess: (bearer) =>
-            Effect.sync(() => {
-              entry.bearer = bearer
-              entry.built?.done(Exit.succeed(bearer))
-              entry.built = undefined
-            }),
-          onFailure: (cause) => {
-            const failure = Exit.failCause(cause)
-            entry.built?.done(failure as Exit.Exit<never, FetchError>)
-            return remove(entry)
-          }
-        })
-      ) as Effect.Effect<void>
-    }
+  /** Closing the service stops every bearer. */
+  shutdown(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.closed = true
+      const all = MutableHashMap.values(this.entries)
+      MutableHashMap.clear(this.entries)
+      this.idle.clear()
+      this.notifySlot()
+      for (const entry of all) entry.built?.done(Exit.fail(stoppedError))
+      return Effect.forEach(all, (entry) => Scope.close(entry.scope, Exit.void), { discard: true })
+    })
+  }
 
-    /**
-     * Takes a user of the key's bearer, creating the entry (and starting its build) on first use. Runs
-     * uninterruptibly; only the wait for a free slot is interruptible (through `restore`).
-     */
-    const reserve = (
-      key: K,
-      restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>,
-      timeout: Duration.DurationInput | undefined
-    ): Effect.Effect<Entry<K>, FetchError> =>
-      Effect.suspend(() => {
-        if (closed) return Effect.fail(stoppedError)
-        const existing = MutableHashMap.get(entries, key)
-        if (Option.isSome(existing)) {
-          const entry = existing.value
-          entry.users += 1
-          idle.delete(entry)
-          return Effect.succeed(entry)
-        }
-        let evict: Effect.Effect<void> = Effect.void
-        if (MutableHashMap.size(entries) >= capacity) {
-          const oldest = idle.values().next()
-          // Every bearer is in use: wait until one becomes idle (or is removed), then look again.
-          if (oldest.done === true)
-            return Effect.zipRight(restore(slotWait(timeout)), reserve(key, restore, timeout))
-          evict = remove(oldest.value)
-        }
-        const entry: Entry<K> = {
-          key,
-          scope: Effect.runSync(Scope.make()),
-          bearer: undefined,
-          built: Waiters.make(),
-          users: 1,
-          expiresAt: Infinity
-        }
-        MutableHashMap.set(entries, key, entry)
-        return evict.pipe(
-          Effect.zipRight(Effect.forkIn(Effect.interruptible(build(key, entry)), serviceScope)),
-          Effect.as(entry)
+  use<A, E2, R2>(
+    key: K,
+    f: (bearer: RenewableBearer.Service) => Effect.Effect<A, E2, R2>,
+    useOptions?: { readonly timeout?: Duration.DurationInput | undefined }
+  ): Effect.Effect<A, E2 | FetchError, R2> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.reserve(key, restore, useOptions?.timeout), (entry) =>
+        Effect.ensuring(restore(Effect.flatMap(this.ready(entry), f)), this.release(entry))
+      )
+    )
+  }
+
+  get(key: K): Effect.Effect<RenewableBearer.Service, FetchError, Scope.Scope> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.reserve(key, restore, undefined), (entry) =>
+        Effect.zipRight(
+          Effect.addFinalizer(() => this.release(entry)),
+          restore(this.ready(entry))
         )
-      })
+      )
+    )
+  }
 
-    const sweep: Effect.Effect<void> = Effect.suspend(() => {
-      const oldest = idle.values().next()
-      if (oldest.done === true) {
-        sweeper = undefined
-        return Effect.void
-      }
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const remaining = oldest.value.expiresAt - now
-        if (remaining <= 0) return Effect.zipRight(remove(oldest.value), sweep)
-        return Effect.zipRight(Effect.sleep(remaining), sweep)
-      })
+  private notifySlot(): void {
+    for (const resume of this.slotWaiters) resume()
+    this.slotWaiters.clear()
+  }
+
+  private readonly awaitSlot: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const wake = () => resume(Effect.void)
+    this.slotWaiters.add(wake)
+    return Effect.sync(() => {
+      this.slotWaiters.delete(wake)
     })
+  })
 
-    const release = (entry: Entry<K>): Effect.Effect<void> =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        entry.users -= 1
-        if (entry.users > 0 || closed) return Effect.void
-        const current = MutableHashMap.get(entries, entry.key)
-        if (Option.isNone(current) || current.value !== entry) return Effect.void
-        entry.expiresAt = now + idleMillis
-        idle.add(entry)
-        notifySlot()
-        if (sweeper !== undefined || idleMillis === Infinity) return Effect.void
-        return Effect.flatMap(Effect.forkIn(Effect.interruptible(sweep), serviceScope), (fiber) =>
+  /** Removes an entry from the map (synchronously) and returns the effect that stops its bearer. */
+  private remove(entry: Entry<K>): Effect.Effect<void> {
+    const current = MutableHashMap.get(this.entries, entry.key)
+    if (Option.isSome(current) && current.value === entry) MutableHashMap.remove(this.entries, entry.key)
+    this.idle.delete(entry)
+    entry.built?.done(Exit.fail(stoppedError))
+    this.notifySlot()
+    return Scope.close(entry.scope, Exit.void)
+  }
+
+  /** Builds the key's bearer in the entry's scope: its source, then the bearer on the shared parts. */
+  private build(key: K, entry: Entry<K>): Effect.Effect<void> {
+    const { options, context, shared } = this.settings
+    const name = (options.label ?? defaultLabel)(key)
+    const bearerOptions: RenewableBearer.Options = {
+      ...options.bearer,
+      name,
+      storeKey: options.storeKey === undefined ? undefined : options.storeKey(key)
+    }
+    // Without `storeKey`, keyed bearers leave a shared TokenStore alone: one store key for every key would
+    // hand one audience's token to another.
+    const withoutStore = (ctx: Context.Context<never>) =>
+      options.storeKey === undefined ? Context.omit(TokenStore)(ctx) : ctx
+    return options.source(key).pipe(
+      Effect.mapError(
+        (cause) =>
+          new RenewalError({ reason: "SourceError", detail: `the source of key "${name}" failed`, cause })
+      ),
+      Effect.flatMap((source) => makeBearer(bearerOptions, source, shared)),
+      Effect.catchTag("InvalidOptionsError", (error) =>
+        Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: error.message, cause: error }))
+      ),
+      Scope.extend(entry.scope),
+      Effect.mapInputContext(
+        (ctx: Context.Context<never>) => withoutStore(Context.merge(ctx, context)) as Context.Context<R>
+      ),
+      Effect.matchCauseEffect({
+        onSuccess: (bearer) =>
+          Effect.sync(() => {
+            entry.bearer = bearer
+            entry.built?.done(Exit.succeed(bearer))
+            entry.built = undefined
+          }),
+        onFailure: (cause) => {
+          entry.built?.done(Exit.failCause(cause) as Exit.Exit<never, FetchError>)
+          return this.remove(entry)
+        }
+      })
+    ) as Effect.Effect<void>
+  }
+
+  /**
+   * Takes a user of the key's bearer, creating the entry (and starting its build) on first use. Runs
+   * uninterruptibly; only the wait for a free slot is interruptible (through `restore`).
+   */
+  private reserve(
+    key: K,
+    restore: <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>,
+    timeout: Duration.DurationInput | undefined
+  ): Effect.Effect<Entry<K>, FetchError> {
+    return Effect.suspend(() => {
+      if (this.closed) return Effect.fail(stoppedError)
+      const existing = MutableHashMap.get(this.entries, key)
+      if (Option.isSome(existing)) {
+        const entry = existing.value
+        entry.users += 1
+        this.idle.delete(entry)
+        return Effect.succeed(entry)
+      }
+      let evict: Effect.Effect<void> = Effect.void
+      if (MutableHashMap.size(this.entries) >= this.settings.capacity) {
+        const oldest = this.idle.values().next()
+        // Every bearer is in use: wait until one becomes idle (or is removed), then look again.
+        if (oldest.done === true)
+          return Effect.zipRight(restore(this.slotWait(timeout)), this.reserve(key, restore, timeout))
+        evict = this.remove(oldest.value)
+      }
+      const entry: Entry<K> = {
+        key,
+        scope: Effect.runSync(Scope.make()),
+        bearer: undefined,
+        built: Waiters.make(),
+        users: 1,
+        expiresAt: Infinity
+      }
+      MutableHashMap.set(this.entries, key, entry)
+      return evict.pipe(
+        Effect.zipRight(
+          Effect.forkIn(Effect.interruptible(this.build(key, entry)), this.settings.serviceScope)
+        ),
+        Effect.as(entry)
+      )
+    })
+  }
+
+  /** Closes the idle bearers whose `idleTimeToLive` has passed, oldest first, sleeping until the next. */
+  private readonly sweep: Effect.Effect<void> = Effect.suspend(() => {
+    const oldest = this.idle.values().next()
+    if (oldest.done === true) {
+      this.sweeper = undefined
+      return Effect.void
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const remaining = oldest.value.expiresAt - now
+      if (remaining <= 0) return Effect.zipRight(this.remove(oldest.value), this.sweep)
+      return Effect.zipRight(Effect.sleep(remaining), this.sweep)
+    })
+  })
+
+  /** A user is done: the last one makes the entry idle (and starts the sweeper if it is not running). */
+  private release(entry: Entry<K>): Effect.Effect<void> {
+    return Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      entry.users -= 1
+      if (entry.users > 0 || this.closed) return Effect.void
+      const current = MutableHashMap.get(this.entries, entry.key)
+      if (Option.isNone(current) || current.value !== entry) return Effect.void
+      const idleMillis = this.settings.idleMillis
+      entry.expiresAt = now + idleMillis
+      this.idle.add(entry)
+      this.notifySlot()
+      if (this.sweeper !== undefined || idleMillis === Infinity) return Effect.void
+      return Effect.flatMap(
+        Effect.forkIn(Effect.interruptible(this.sweep), this.settings.serviceScope),
+        (fiber) =>
           Effect.sync(() => {
             // The sweeper may already have run to its end (nothing idle left) before this runs.
-            if (idle.size > 0 && fiber.unsafePoll() === null) sweeper = fiber
+            if (this.idle.size > 0 && fiber.unsafePoll() === null) this.sweeper = fiber
           })
-        )
-      })
-
-    const ready = (entry: Entry<K>): Effect.Effect<RenewableBearer.Service, FetchError> =>
-      entry.bearer !== undefined ? Effect.succeed(entry.bearer) : entry.built!.await
-
-    /** The wait for a free slot, bounded by the caller's `timeout` if there is one. */
-    const slotWait = (timeout: Duration.DurationInput | undefined): Effect.Effect<void, FetchError> => {
-      if (timeout === undefined) return awaitSlot
-      const millis = decodeMillis(timeout)
-      if (Either.isLeft(millis)) {
-        return Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: `timeout: ${millis.left}` }))
-      }
-      return Effect.timeoutFail(awaitSlot, {
-        duration: millis.right,
-        onTimeout: () =>
-          new RenewalError({
-            reason: "Timeout",
-            detail: `every one of the ${capacity} keyed bearers is in use, none could be evicted`
-          })
-      })
-    }
-
-    const use = <A, E2, R2>(
-      key: K,
-      f: (bearer: RenewableBearer.Service) => Effect.Effect<A, E2, R2>,
-      useOptions?: { readonly timeout?: Duration.DurationInput | undefined }
-    ): Effect.Effect<A, E2 | FetchError, R2> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(reserve(key, restore, useOptions?.timeout), (entry) =>
-          Effect.ensuring(restore(Effect.flatMap(ready(entry), f)), release(entry))
-        )
       )
+    })
+  }
 
-    const get = (key: K): Effect.Effect<RenewableBearer.Service, FetchError, Scope.Scope> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(reserve(key, restore, undefined), (entry) =>
-          Effect.zipRight(
-            Effect.addFinalizer(() => release(entry)),
-            restore(ready(entry))
-          )
-        )
-      )
+  private ready(entry: Entry<K>): Effect.Effect<RenewableBearer.Service, FetchError> {
+    return entry.bearer !== undefined ? Effect.succeed(entry.bearer) : entry.built!.await
+  }
 
-    const fetch = (key: K, fetchOptions?: FetchOptions): Effect.Effect<Token.Token, FetchError> =>
-      use(key, (bearer) => bearer.fetch(fetchOptions), fetchOptions)
-
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        closed = true
-        const all = MutableHashMap.values(entries)
-        MutableHashMap.clear(entries)
-        idle.clear()
-        notifySlot()
-        for (const entry of all) entry.built?.done(Exit.fail(stoppedError))
-        return Effect.forEach(all, (entry) => Scope.close(entry.scope, Exit.void), { discard: true })
-      })
-    )
-
-    const service: KeyedBearer.KeyedBearer<K> = {
-      fetch,
-      use,
-      get,
-      size: Effect.sync(() => MutableHashMap.size(entries)),
-      idleSize: Effect.sync(() => idle.size)
+  /** The wait for a free slot, bounded by the caller's `timeout` if there is one. */
+  private slotWait(timeout: Duration.DurationInput | undefined): Effect.Effect<void, FetchError> {
+    if (timeout === undefined) return this.awaitSlot
+    const millis = decodeMillis(timeout)
+    if (Either.isLeft(millis)) {
+      return Effect.fail(new RenewalError({ reason: "InvalidOptions", detail: `timeout: ${millis.left}` }))
     }
-    return service
-  })
+    return Effect.timeoutFail(this.awaitSlot, {
+      duration: millis.right,
+      onTimeout: () =>
+        new RenewalError({
+          reason: "Timeout",
+          detail: `every one of the ${this.settings.capacity} keyed bearers is in use, none could be evicted`
+        })
+    })
+  }
+}
+
+const defaultLabel = () => "keyed"
+
+/** A key's bearer: its options resolved (`awaitFirstToken` honoured) and the core made on the shared parts. */
+const makeBearer = (
+  bearerOptions: RenewableBearer.Options,
+  source: TokenSource["Type"],
+  shared: Shared
+): Effect.Effect<RenewableBearer.Service, InvalidOptionsError | RenewalError, Scope.Scope> =>
+  Effect.flatMap(
+    Effect.zip(resolve(bearerOptions), startup.resolveAwaitFirstToken(bearerOptions)),
+    ([opts, awaitMillis]) => {
+      const made = bearerCore.makeFrom(opts, source, shared)
+      return awaitMillis === undefined
+        ? made
+        : Effect.tap(made, (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
+    }
+  )
 
 const decodeIdleTimeToLive = (
   input: Duration.DurationInput | undefined

@@ -143,10 +143,27 @@ export class TestTokenSource extends Context.Tag("effect-renewable-bearer/TestTo
 
 interface State {
   readonly script: ReadonlyArray<Step>
-  readonly callTimes: ReadonlyArray<number>
+  /** Appended in place (a copy per call would make a runaway loop quadratic); read as a copy. */
+  readonly callTimes: Array<number>
   readonly inFlight: number
   readonly maxInFlight: number
 }
+
+/**
+ * The most calls a scripted source answers from its script. A bearer that calls its source more often than
+ * this in one test is caught in a refresh storm; from then on every call fails at once with a permanent
+ * `TokenSourceError` ("a refresh storm"), so the bearer backs off for its longest timeout, simulated time moves
+ * on and the test fails on its own assertions instead of spinning at one instant.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MAX_CALLS = 100_000
+
+const storm = new TokenSourceError({
+  message: `TestTokenSource: more than ${MAX_CALLS.toLocaleString("en-US")} calls, a refresh storm`,
+  retryable: false
+})
 
 const play = (step: Step): Effect.Effect<Token.Token, TokenSourceError> => {
   switch (step._tag) {
@@ -178,7 +195,7 @@ const play = (step: Step): Effect.Effect<Token.Token, TokenSourceError> => {
 
 /**
  * Builds a scripted source. Each call plays the next step; once the script is used up, the last step is
- * played again (an empty script hangs).
+ * played again (an empty script hangs). Beyond `MAX_CALLS` calls, every call fails (see `MAX_CALLS`).
  *
  * @since 0.1.0
  * @category constructors
@@ -190,31 +207,27 @@ export const make = (
     Ref.make<State>({ script: Array.from(steps), callTimes: [], inFlight: 0, maxInFlight: 0 }),
     (state) => {
       const start = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.modify(state, (s): [Step, State] => {
+        Ref.modify(state, (s): [Step | undefined, State] => {
           const index = s.callTimes.length
-          const step = s.script[Math.min(index, s.script.length - 1)] ?? hang
+          const step =
+            index >= MAX_CALLS ? undefined : (s.script[Math.min(index, s.script.length - 1)] ?? hang)
           const inFlight = s.inFlight + 1
-          return [
-            step,
-            {
-              ...s,
-              callTimes: [...s.callTimes, now],
-              inFlight,
-              maxInFlight: Math.max(s.maxInFlight, inFlight)
-            }
-          ]
+          s.callTimes.push(now)
+          return [step, { ...s, inFlight, maxInFlight: Math.max(s.maxInFlight, inFlight) }]
         })
       )
       const end = Ref.update(state, (s) => ({ ...s, inFlight: s.inFlight - 1 }))
       return {
         source: TokenSource.of({
           fetch: Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(start, (step) => Effect.ensuring(restore(play(step)), end))
+            Effect.flatMap(start, (step) =>
+              Effect.ensuring(step === undefined ? Effect.fail(storm) : restore(play(step)), end)
+            )
           )
         }),
         test: TestTokenSource.of({
           calls: Effect.map(Ref.get(state), (s) => s.callTimes.length),
-          callTimes: Effect.map(Ref.get(state), (s) => s.callTimes),
+          callTimes: Effect.map(Ref.get(state), (s) => s.callTimes.slice()),
           inFlight: Effect.map(Ref.get(state), (s) => s.inFlight),
           maxInFlight: Effect.map(Ref.get(state), (s) => s.maxInFlight),
           push: (...more) => Ref.update(state, (s) => ({ ...s, script: [...s.script, ...more] }))

@@ -35,6 +35,21 @@ describe("TokenSource", () => {
 })
 
 describe("TestTokenSource", () => {
+  it.effect(
+    "answers at most MAX_CALLS calls from its script, then fails each at once with a permanent error",
+    () =>
+      Effect.gen(function* () {
+        const { source, test } = yield* TestTokenSource.make([
+          TestTokenSource.token("t", { expiresIn: "1 hour" })
+        ])
+        yield* Effect.repeatN(source.fetch, TestTokenSource.MAX_CALLS - 1)
+        const error = yield* Effect.flip(source.fetch)
+        expect(error.message).toBe("TestTokenSource: more than 100,000 calls, a refresh storm")
+        expect(error.isRetryable).toBe(false)
+        expect(yield* test.calls).toBe(TestTokenSource.MAX_CALLS + 1)
+      })
+  )
+
   it.effect("plays its script one step per call, counts calls, then repeats the last step", () =>
     Effect.gen(function* () {
       const { source, test } = yield* TestTokenSource.make([

@@ -34,7 +34,7 @@ if t == s:
     sys.exit(f"the mutant does not apply to {path}")
 open(path, "w").write(t)
 PY
-  failed="$(cd "$work" && timeout 600 npx vitest run test/model.test.ts test/faults.test.ts 2>&1 | grep -E '^ +(×|FAIL) ' | sed -E 's/ [0-9]+ms$//' | sort -u || true)"
+  failed="$(cd "$work" && timeout 600 npx vitest run test/model.test.ts test/faults.test.ts 2>&1 | tee "${TMPDIR:-/tmp}/mutant-$name.log" | grep -E '^ +(×|FAIL) ' | sed -E 's/ [0-9]+ms$//' | sort -u || true)"
   if [ -z "$failed" ]; then
     echo "SURVIVED $name"
     status=1

@@ -158,7 +158,7 @@ interface State {
  * @since 0.2.0
  * @category constants
  */
-export const MAX_CALLS = 100_000
+export const MAX_CALLS = 10_000
 
 const storm = new TokenSourceError({
   message: `TestTokenSource: more than ${MAX_CALLS.toLocaleString("en-US")} calls, a refresh storm`,

@@ -44,7 +44,7 @@ describe("TestTokenSource", () => {
         ])
         yield* Effect.repeatN(source.fetch, TestTokenSource.MAX_CALLS - 1)
         const error = yield* Effect.flip(source.fetch)
-        expect(error.message).toBe("TestTokenSource: more than 100,000 calls, a refresh storm")
+        expect(error.message).toBe("TestTokenSource: more than 10,000 calls, a refresh storm")
         expect(error.isRetryable).toBe(false)
         expect(yield* test.calls).toBe(TestTokenSource.MAX_CALLS + 1)
       })

@@ -325,6 +325,26 @@ describe("RenewableBearer", () => {
     )
   })
 
+  it.scoped("a wrapper that spreads the service keeps every member working", () =>
+    Effect.gen(function* () {
+      const { bearer, source } = yield* setup([t("t1", { expiresIn: "1 hour" })])
+      const wrapped = RenewableBearer.RenewableBearer.of({ ...bearer })
+      expect(value(yield* wrapped.fetch())).toBe("t1")
+      expect(Option.map(yield* wrapped.current, value)).toEqual(Option.some("t1"))
+      expect(yield* wrapped.isRenewalRequired).toBe(false)
+      const receiver = yield* wrapped.receiver
+      expect(value(yield* receiver.fetch)).toBe("t1")
+      expect(yield* receiver.trials).toBe(1)
+      expect(
+        (yield* Stream.runCollect(Stream.take(wrapped.changes, 1))).pipe(Chunk.map(value), Chunk.toArray)
+      ).toEqual(["t1"])
+      yield* wrapped.requestRenewal()
+      expect(yield* wrapped.isRenewalRequired).toBe(true)
+      yield* settle
+      expect(yield* source.calls).toBe(2)
+    })
+  )
+
   describe("fetch modes", () => {
     it.scoped("a fresh token is returned at once without arming a timer", () =>
       Effect.gen(function* () {

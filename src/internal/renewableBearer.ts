@@ -109,38 +109,33 @@ class BearerService implements Service {
   readonly requestRenewal = (options?: { readonly invalidate?: boolean | undefined }): Effect.Effect<void> =>
     this.#machine.requestRenewal(options?.invalidate === true)
 
-  get receiver(): Service["receiver"] {
-    return Effect.suspend(() =>
-      receiver.make({
-        fetch: this.fetch,
-        invalidate: this.invalidate,
-        maxRetries: this.#machine.opts.maxRetries
-      })
-    )
-  }
+  // The members are own properties, not getters on the prototype, so a wrapper that spreads the service
+  // (`RenewableBearer.of({ ...bearer, fetch: timed })`) keeps every one of them.
+  readonly receiver: Service["receiver"] = Effect.suspend(() =>
+    receiver.make({
+      fetch: this.fetch,
+      invalidate: this.invalidate,
+      maxRetries: this.#machine.opts.maxRetries
+    })
+  )
 
-  get isRenewalRequired(): Service["isRenewalRequired"] {
-    const machine = this.#machine
-    return Effect.clockWith((clock) =>
-      Effect.map(
-        machine.cache.ref.get,
-        (state) => machine.asked || !(clock.unsafeCurrentTimeMillis() < state.usableUntil)
-      )
+  readonly isRenewalRequired: Service["isRenewalRequired"] = Effect.clockWith((clock) =>
+    Effect.map(
+      this.#machine.cache.ref.get,
+      (state) => this.#machine.asked || !(clock.unsafeCurrentTimeMillis() < state.usableUntil)
     )
-  }
+  )
 
-  get current(): Service["current"] {
-    return Effect.clockWith((clock) =>
-      Effect.map(this.#machine.cache.ref.get, (state) =>
-        state._tag === "Fresh" && clock.unsafeCurrentTimeMillis() < state.usableUntil
-          ? Option.some(state.token)
-          : Option.none()
-      )
+  readonly current: Service["current"] = Effect.clockWith((clock) =>
+    Effect.map(this.#machine.cache.ref.get, (state) =>
+      state._tag === "Fresh" && clock.unsafeCurrentTimeMillis() < state.usableUntil
+        ? Option.some(state.token)
+        : Option.none()
     )
-  }
+  )
 
-  get changes(): Service["changes"] {
-    return Stream.unwrap(
+  readonly changes: Service["changes"] = Stream.suspend(() =>
+    Stream.unwrap(
       Effect.map(this.#machine.cache.subscribe(), (subscription) =>
         subscription.changes.pipe(
           Stream.takeWhile((state) => state._tag !== "Stopped"),
@@ -149,7 +144,7 @@ class BearerService implements Service {
         )
       )
     )
-  }
+  )
 
   /**
    * The hot path: one Ref read, one clock read, one comparison, a counter, and a prebuilt effect. It is a

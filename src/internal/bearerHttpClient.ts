@@ -116,86 +116,112 @@ export const withBearer =
   <E, R>(
     self: HttpClient.HttpClient.With<E, R>
   ): HttpClient.HttpClient.With<E | FetchError | UnauthorizedError, R> => {
-    type Out = Effect.Effect<HttpClientResponse.HttpClientResponse, E | FetchError | UnauthorizedError, R>
-    const fetchOptions = options?.fetchOptions ?? defaultFetchOptions
-    const failOnUnauthorized = options?.failOnUnauthorized === true
-    const firstToken = firstAttemptToken(bearer, fetchOptions)
-    // Whether this bearer's receivers are the library's own, which can count an attempt made without them;
-    // unknown until the first request. Wrapped receivers (a caller's instrumentation, say) see every attempt.
-    let ownReceivers: boolean | undefined
-
-    /** Sends `request` with `token`; a `401` goes to `unauthorized`, anything else to the caller. */
-    const send = (
-      request: HttpClientRequest.HttpClientRequest,
-      token: Token.Token,
-      receiver: Receiver["Type"] | undefined,
-      attempts: number
-    ): Out => {
-      // Whatever comes back shows the caller's request, never the one that carried the token.
-      const scrub = scrubberOf(token)
-      return Effect.flatMap(
-        Effect.mapError(self.execute(HttpClientRequest.bearerToken(request, token.value)), (error) =>
-          redactError(error, request, scrub)
-        ),
-        (sent) => {
-          const response = new AuthorizedResponse(request, sent, scrub)
-          if (response.status === 401) return unauthorized(request, token, receiver, attempts, sent, response)
-          return Effect.as(annotate(attempts), response)
-        }
-      )
-    }
-
-    /**
-     * After a `401`: the receiver decides whether to try again (and invalidates the token if it is still the
-     * cached one); a request that fetched its token without a receiver gets one now, which counts that attempt.
-     */
-    const unauthorized = (
-      request: HttpClientRequest.HttpClientRequest,
-      token: Token.Token,
-      known: Receiver["Type"] | undefined,
-      attempts: number,
-      sent: HttpClientResponse.HttpClientResponse,
-      response: AuthorizedResponse
-    ): Out =>
-      Effect.gen(function* () {
-        let receiver = known
-        if (receiver === undefined) {
-          receiver = yield* bearer.receiver
-          countAttempt(receiver, token)
-        }
-        const replayable = isReplayable(request.body)
-        // Within the budget the receiver invalidates the token (if it is still the cached one), so the next
-        // fetch, of this request or of any other, waits for a renewed token.
-        if ((yield* receiver.canRetry(response, fetchOptions)) && replayable) {
-          yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
-            Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
-          )
-          // The replay's fetch starts in the same step as the invalidation, before the background fiber takes
-          // that up: a synchronous fetch's own attempt is then the one renewal. The refused body goes after it.
-          const renewed = yield* Effect.ensuring(receiver.fetchWith(fetchOptions), discard(sent))
-          return yield* send(request, renewed, receiver, attempts + 1)
-        }
-        yield* annotate(attempts)
-        if (failOnUnauthorized) {
-          return yield* new UnauthorizedError({ request, response, attempts, replayable })
-        }
-        return response
-      })
-
-    const execute = (request: HttpClientRequest.HttpClientRequest): Out =>
-      ownReceivers === true
-        ? Effect.flatMap(firstToken, (token) => send(request, token, undefined, 1))
-        : Effect.flatMap(bearer.receiver, (receiver) => {
-            ownReceivers = isOwnReceiver(receiver)
-            return Effect.flatMap(receiver.fetchWith(fetchOptions), (token) =>
-              send(request, token, receiver, 1)
-            )
-          })
+    const client = new AuthorizingClient(self, bearer, options)
     return HttpClient.makeWith<never, never, E | FetchError | UnauthorizedError, R>(
-      (effect) => Effect.flatMap(effect, execute),
+      (effect) => Effect.flatMap(effect, (request) => client.execute(request)),
       Effect.succeed
     )
   }
+
+/** One authorizing client: what it was made with, and the steps of a request (fetch, send, after a `401`). */
+class AuthorizingClient<E, R> {
+  private readonly fetchOptions: FetchOptions
+  private readonly failOnUnauthorized: boolean
+  private readonly firstToken: Effect.Effect<Token.Token, FetchError>
+  /**
+   * Whether this bearer's receivers are the library's own, which can count an attempt made without them;
+   * unknown until the first request. Wrapped receivers (a caller's instrumentation, say) see every attempt.
+   */
+  private ownReceivers: boolean | undefined
+
+  constructor(
+    private readonly self: HttpClient.HttpClient.With<E, R>,
+    private readonly bearer: RenewableBearer["Type"],
+    options: BearerHttpClient.Options | undefined
+  ) {
+    this.fetchOptions = options?.fetchOptions ?? defaultFetchOptions
+    this.failOnUnauthorized = options?.failOnUnauthorized === true
+    this.firstToken = firstAttemptToken(bearer, this.fetchOptions)
+  }
+
+  execute(request: HttpClientRequest.HttpClientRequest): Authorized<E, R> {
+    if (this.ownReceivers === true)
+      return Effect.flatMap(this.firstToken, (token) => this.send(request, token, undefined, 1))
+    return Effect.flatMap(this.bearer.receiver, (receiver) => {
+      this.ownReceivers = isOwnReceiver(receiver)
+      return Effect.flatMap(receiver.fetchWith(this.fetchOptions), (token) =>
+        this.send(request, token, receiver, 1)
+      )
+    })
+  }
+
+  /** Sends `request` with `token`; a `401` goes to `unauthorized`, anything else to the caller. */
+  private send(
+    request: HttpClientRequest.HttpClientRequest,
+    token: Token.Token,
+    receiver: Receiver["Type"] | undefined,
+    attempts: number
+  ): Authorized<E, R> {
+    // Whatever comes back shows the caller's request, never the one that carried the token.
+    const scrub = scrubberOf(token)
+    return Effect.flatMap(
+      Effect.mapError(this.self.execute(HttpClientRequest.bearerToken(request, token.value)), (error) =>
+        redactError(error, request, scrub)
+      ),
+      (sent) => {
+        const response = new AuthorizedResponse(request, sent, scrub)
+        if (response.status === 401)
+          return this.unauthorized(request, token, receiver, attempts, sent, response)
+        return Effect.as(annotate(attempts), response)
+      }
+    )
+  }
+
+  /**
+   * After a `401`: the receiver decides whether to try again (and invalidates the token if it is still the
+   * cached one); a request that fetched its token without a receiver gets one now, which counts that attempt.
+   */
+  private unauthorized(
+    request: HttpClientRequest.HttpClientRequest,
+    token: Token.Token,
+    known: Receiver["Type"] | undefined,
+    attempts: number,
+    sent: HttpClientResponse.HttpClientResponse,
+    response: AuthorizedResponse
+  ): Authorized<E, R> {
+    return Effect.gen(this, function* () {
+      let receiver = known
+      if (receiver === undefined) {
+        receiver = yield* this.bearer.receiver
+        countAttempt(receiver, token)
+      }
+      const replayable = isReplayable(request.body)
+      // Within the budget the receiver invalidates the token (if it is still the cached one), so the next
+      // fetch, of this request or of any other, waits for a renewed token.
+      if ((yield* receiver.canRetry(response, this.fetchOptions)) && replayable) {
+        yield* Effect.logDebug("401 Unauthorized: replaying the request with a renewed token").pipe(
+          Effect.annotateLogs({ method: request.method, url: request.url, attempt: attempts })
+        )
+        // The replay's fetch starts in the same step as the invalidation, before the bearer takes that up: a
+        // synchronous fetch's own attempt is then the one renewal. The refused body goes after it.
+        const renewed = yield* Effect.ensuring(receiver.fetchWith(this.fetchOptions), discard(sent))
+        return yield* this.send(request, renewed, receiver, attempts + 1)
+      }
+      yield* annotate(attempts)
+      if (this.failOnUnauthorized) {
+        return yield* new UnauthorizedError({ request, response, attempts, replayable })
+      }
+      return response
+    })
+  }
+}
+
+/** What an authorizing client's request results in. */
+type Authorized<E, R> = Effect.Effect<
+  HttpClientResponse.HttpClientResponse,
+  E | FetchError | UnauthorizedError,
+  R
+>
 
 /**
  * Authorizes each request with the bearer of the key `keyOf` picks for it: the bearer is in use (neither

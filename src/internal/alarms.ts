@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Runtime from "effect/Runtime"
+import * as Heap from "./heap.js"
 
 /** Effect's live clock cannot arm a timer longer than this; a longer wait is taken in parts. */
 const MAX_TIMER_MILLIS = 2 ** 31 - 1
@@ -56,16 +57,7 @@ export class Alarms {
   set(at: number, target: Ringable): Alarm {
     const alarm = new Alarm(at, target)
     this.live += 1
-    const heap = this.heap
-    let i = heap.length
-    heap.push(alarm)
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(alarm, heap[parent]!)) break
-      heap[i] = heap[parent]!
-      i = parent
-    }
-    heap[i] = alarm
+    Heap.push(this.heap, alarm, before)
     if (!this.ringing && at < this.armedFor) this.arm(at)
     return alarm
   }
@@ -148,23 +140,6 @@ export class Alarms {
   }
 
   private pop(): Alarm {
-    const heap = this.heap
-    const top = heap[0]!
-    const last = heap.pop()!
-    if (heap.length > 0) {
-      let i = 0
-      const n = heap.length
-      while (true) {
-        const left = 2 * i + 1
-        if (left >= n) break
-        const right = left + 1
-        const child = right < n && before(heap[right]!, heap[left]!) ? right : left
-        if (!before(heap[child]!, last)) break
-        heap[i] = heap[child]!
-        i = child
-      }
-      heap[i] = last
-    }
-    return top
+    return Heap.pop(this.heap, before)
   }
 }

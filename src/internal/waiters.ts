@@ -4,6 +4,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Heap from "./heap.js"
 
 type Resume = (result: Effect.Effect<any, any>) => void
 
@@ -152,16 +153,7 @@ export class Deadlines {
   /** @internal */
   add(entry: Timed): void {
     this.live += 1
-    const heap = this.heap
-    let i = heap.length
-    heap.push(entry)
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(entry, heap[parent]!)) break
-      heap[i] = heap[parent]!
-      i = parent
-    }
-    heap[i] = entry
+    Heap.push(this.heap, entry, before)
     if (entry.deadline < this.armedFor) this.wake.fire()
   }
 
@@ -186,24 +178,7 @@ export class Deadlines {
   }
 
   private pop(): Timed {
-    const heap = this.heap
-    const top = heap[0]!
-    const last = heap.pop()!
-    if (heap.length > 0) {
-      let i = 0
-      const n = heap.length
-      while (true) {
-        const left = 2 * i + 1
-        if (left >= n) break
-        const right = left + 1
-        const child = right < n && before(heap[right]!, heap[left]!) ? right : left
-        if (!before(heap[child]!, last)) break
-        heap[i] = heap[child]!
-        i = child
-      }
-      heap[i] = last
-    }
-    return top
+    return Heap.pop(this.heap, before)
   }
 
   /**

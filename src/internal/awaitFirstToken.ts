@@ -68,3 +68,17 @@ export const awaitFirstToken = (bearer: Service, millis: number): Effect.Effect<
       Effect.asVoid
     )
   })
+
+/**
+ * `make`, then, when `options` ask for it, the wait for its first token: what every way of building a bearer
+ * (`RenewableBearer.make`, a key's bearer in `KeyedBearer`) does after the core is made.
+ *
+ * @internal
+ */
+export const withFirstToken = <E, R>(
+  options: Options | undefined,
+  make: Effect.Effect<Service, E, R>
+): Effect.Effect<Service, E | InvalidOptionsError | RenewalError, R> =>
+  Effect.flatMap(resolveAwaitFirstToken(options), (awaitMillis) =>
+    awaitMillis === undefined ? make : Effect.tap(make, (bearer) => awaitFirstToken(bearer, awaitMillis))
+  )

@@ -11,11 +11,7 @@ import { TokenSource } from "./tags.js"
 
 /** See `RenewableBearer.make`. @internal */
 export const make = (options?: Options): Effect.Effect<Service, BuildError, TokenSource | Scope.Scope> =>
-  Effect.flatMap(startup.resolveAwaitFirstToken(options), (awaitMillis) =>
-    awaitMillis === undefined
-      ? core.make(options)
-      : Effect.tap(core.make(options), (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
-  )
+  startup.withFirstToken(options, core.make(options))
 
 /** See `RenewableBearer.makeWith`. @internal */
 export const makeWith: {

@@ -323,14 +323,9 @@ const makeBearer = (
   source: TokenSource["Type"],
   shared: Shared
 ): Effect.Effect<RenewableBearer.Service, InvalidOptionsError | RenewalError, Scope.Scope> =>
-  Effect.flatMap(
-    Effect.zip(resolve(bearerOptions), startup.resolveAwaitFirstToken(bearerOptions)),
-    ([opts, awaitMillis]) => {
-      const made = bearerCore.makeFrom(opts, source, shared)
-      return awaitMillis === undefined
-        ? made
-        : Effect.tap(made, (bearer) => startup.awaitFirstToken(bearer, awaitMillis))
-    }
+  startup.withFirstToken(
+    bearerOptions,
+    Effect.flatMap(resolve(bearerOptions), (opts) => bearerCore.makeFrom(opts, source, shared))
   )
 
 const decodeIdleTimeToLive = (

@@ -28,6 +28,16 @@ import type { TokenSource } from "./tags.js"
 import { expiresAtMillis } from "./token.js"
 import * as Waiters from "./waiters.js"
 
+/** What settling an attempt's outcome knows besides the outcome itself. */
+interface Outcome {
+  readonly now: number
+  readonly latencyMillis: number
+  /** The jitter's random unit, or -1 without jitter. */
+  readonly unit: number
+  /** The synchronous request the attempt carried. */
+  readonly sync: SyncRequest | undefined
+}
+
 /**
  * The state machine of one bearer, in the style of Effect's `PoolImpl`: its fields are the whole state, its
  * members the transitions. The cached token lives in `cache`, which only the machine writes.
@@ -278,15 +288,7 @@ export class BearerMachine {
     )
   }
 
-  private succeeded(
-    token: Token.Token,
-    input: {
-      readonly now: number
-      readonly latencyMillis: number
-      readonly unit: number
-      readonly sync: SyncRequest | undefined
-    }
-  ): Effect.Effect<void> {
+  private succeeded(token: Token.Token, input: Outcome): Effect.Effect<void> {
     const { now, latencyMillis } = input
     const previous = this.cache.value.token
     this.unchanged = previous !== undefined && Equal.equals(previous, token) ? this.unchanged + 1 : 0
@@ -323,15 +325,7 @@ export class BearerMachine {
     )
   }
 
-  private failed(
-    error: RenewalError,
-    input: {
-      readonly now: number
-      readonly latencyMillis: number
-      readonly unit: number
-      readonly sync: SyncRequest | undefined
-    }
-  ): Effect.Effect<void> {
+  private failed(error: RenewalError, input: Outcome): Effect.Effect<void> {
     const { now, latencyMillis } = input
     this.failures += 1
     this.lastFailure = error

@@ -262,3 +262,28 @@ describe("logs", () => {
       })
   )
 })
+
+describe("shutdown logs", () => {
+  it.effect(
+    "a bearer's shutdown logs with the logger and level of its build, not of the fiber that closes its scope",
+    () =>
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const logger = Logger.make(({ message }) => {
+          lines.push(String(Array.isArray(message) ? message[0] : message))
+        })
+        const scope = yield* Scope.make()
+        yield* setup([t("t1", { expiresIn: "1 hour" })], { name: "logs-shutdown" }).pipe(
+          Effect.flatMap(({ bearer }) => bearer.fetch()),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+          Logger.withMinimumLogLevel(LogLevel.Debug),
+          Scope.extend(scope)
+        )
+        expect(lines).not.toContain("RenewableBearer: stopped")
+        // Closed from a fiber with the default logger and level (Info): the debug line still reaches the
+        // build's logger.
+        yield* Scope.close(scope, Exit.void)
+        expect(lines).toContain("RenewableBearer: stopped")
+      })
+  )
+})

@@ -44,9 +44,11 @@ export const attemptOnce = (
         Effect.annotateCurrentSpan({ "bearer.outcome": "failure", "bearer.reason": error.reason }),
       onSuccess: () => Effect.annotateCurrentSpan("bearer.outcome", "success")
     }),
+    // No stack trace: it would show the bearer's own fiber, never a caller, and cost an Error per attempt.
     Effect.withSpan("RenewableBearer.refresh", {
       attributes: { "bearer.name": input.name, "bearer.attempt": input.attempt },
-      root: true
+      root: true,
+      captureStackTrace: false
     }),
     Effect.exit
   ) as Effect.Effect<Exit.Exit<Token.Token, RenewalError>>

@@ -75,10 +75,10 @@ export const awaitFirstToken = (bearer: Service, millis: number): Effect.Effect<
  *
  * @internal
  */
-export const withFirstToken = <E, R>(
+export const withFirstToken = <S extends Service, E, R>(
   options: Options | undefined,
-  make: Effect.Effect<Service, E, R>
-): Effect.Effect<Service, E | InvalidOptionsError | RenewalError, R> =>
+  make: Effect.Effect<S, E, R>
+): Effect.Effect<S, E | InvalidOptionsError | RenewalError, R> =>
   Effect.flatMap(resolveAwaitFirstToken(options), (awaitMillis) =>
     awaitMillis === undefined ? make : Effect.tap(make, (bearer) => awaitFirstToken(bearer, awaitMillis))
   )

@@ -11,11 +11,13 @@ import * as Scope from "effect/Scope"
 import type { FetchError } from "../Errors.js"
 import type * as KeyedBearer from "../KeyedBearer.js"
 import type * as RenewableBearer from "../RenewableBearer.js"
+import type * as Token from "../Token.js"
 import { InvalidOptionsError, RenewalError, StoppedError } from "./errors.js"
 import { decodeMillis, resolve } from "./options.js"
 import * as startup from "./awaitFirstToken.js"
 import type { Shared } from "./bearerPhase.js"
 import * as bearerCore from "./renewableBearer.js"
+import type { BearerService } from "./renewableBearer.js"
 import { TokenStore, type TokenSource } from "./tags.js"
 import * as Waiters from "./waiters.js"
 
@@ -39,8 +41,8 @@ interface Entry<K> {
   readonly key: K
   readonly scope: Scope.CloseableScope
   /** Set once the bearer is built; until then callers wait on `built`, which is dropped then. */
-  bearer: RenewableBearer.Service | undefined
-  built: Waiters.Waiters<RenewableBearer.Service, FetchError> | undefined
+  bearer: BearerService | undefined
+  built: Waiters.Waiters<BearerService, FetchError> | undefined
   /** Callers using the bearer now (a fetch, a request, a scope from `get`). */
   users: number
   /** When an idle entry expires (epoch millis). */
@@ -103,12 +105,39 @@ class KeyedBearerImpl<K, E, R> {
 
   service(): KeyedBearer.KeyedBearer<K> {
     return {
-      fetch: (key, fetchOptions) => this.use(key, (bearer) => bearer.fetch(fetchOptions), fetchOptions),
+      fetch: (key, fetchOptions) =>
+        fetchOptions === undefined
+          ? Effect.withFiberRuntime((fiber) => this.fetchServed(fiber, key) ?? this.use(key, fetchToken))
+          : this.use(key, (bearer) => bearer.fetch(fetchOptions), fetchOptions),
       use: (key, f, useOptions) => this.use(key, f, useOptions),
       get: (key) => this.get(key),
       size: Effect.sync(() => MutableHashMap.size(this.entries)),
       idleSize: Effect.sync(() => this.idle.size)
     }
+  }
+
+  /**
+   * A fetch without options whose key's bearer is built and would hand out its token without waiting: that
+   * token, with the entry's idle time restarted, and no reference held (nothing can close the bearer between
+   * this and the answer). `undefined` otherwise, for the general path.
+   */
+  private fetchServed(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    key: K
+  ): Effect.Effect<Token.Token, FetchError> | undefined {
+    if (this.closed) return undefined
+    const found = MutableHashMap.get(this.entries, key)
+    if (Option.isNone(found) || found.value.bearer === undefined) return undefined
+    const entry = found.value
+    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    const served = entry.bearer!.served(now)
+    if (served !== undefined && entry.users === 0) {
+      // An idle entry was used: it moves to the end of the idle order, with its time to live restarted.
+      this.idle.delete(entry)
+      this.idle.add(entry)
+      entry.expiresAt = now + this.settings.idleMillis
+    }
+    return served
   }
 
   /** Closing the service stops every bearer. */
@@ -129,9 +158,16 @@ class KeyedBearerImpl<K, E, R> {
     f: (bearer: RenewableBearer.Service) => Effect.Effect<A, E2, R2>,
     useOptions?: { readonly timeout?: Duration.DurationInput | undefined }
   ): Effect.Effect<A, E2 | FetchError, R2> {
+    // Already uninterruptible: the release follows the use as `Effect.ensuring` would, without its own mask.
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(this.reserve(key, restore, useOptions?.timeout), (entry) =>
-        Effect.ensuring(restore(Effect.flatMap(this.ready(entry), f)), this.release(entry))
+        Effect.matchCauseEffect(
+          restore(entry.bearer !== undefined ? f(entry.bearer) : Effect.flatMap(entry.built!.await, f)),
+          {
+            onFailure: (cause) => Effect.zipRight(this.release(entry), Effect.failCause(cause)),
+            onSuccess: (a) => Effect.as(this.release(entry), a)
+          }
+        )
       )
     )
   }
@@ -317,12 +353,14 @@ class KeyedBearerImpl<K, E, R> {
 
 const defaultLabel = () => "keyed"
 
+const fetchToken = (bearer: RenewableBearer.Service) => bearer.fetch()
+
 /** A key's bearer: its options resolved (`awaitFirstToken` honoured) and the core made on the shared parts. */
 const makeBearer = (
   bearerOptions: RenewableBearer.Options,
   source: TokenSource["Type"],
   shared: Shared
-): Effect.Effect<RenewableBearer.Service, InvalidOptionsError | RenewalError, Scope.Scope> =>
+): Effect.Effect<BearerService, InvalidOptionsError | RenewalError, Scope.Scope> =>
   startup.withFirstToken(
     bearerOptions,
     Effect.flatMap(resolve(bearerOptions), (opts) => bearerCore.makeFrom(opts, source, shared))

@@ -53,7 +53,7 @@ export const makeFrom = (
   opts: ResolvedOptions,
   source: TokenSource["Type"],
   shared: Shared
-): Effect.Effect<Service, never, Scope.Scope> =>
+): Effect.Effect<BearerService, never, Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* Effect.serviceOption(TokenStore)
     const stored = Option.isNone(store) ? source : yield* tokenStore.withStore(source, store.value, opts)
@@ -77,7 +77,7 @@ const invalidFetchOptions = (detail: string) =>
  * A bearer as its callers see it: the service's members and the fetch path, on top of its state machine. The
  * machine and the rest are private fields (`#`), so inspecting the service shows no token.
  */
-class BearerService implements Service {
+export class BearerService implements Service {
   readonly #machine: BearerMachine
   /**
    * The deadlines of every timed wait of this bearer, ended by one sleeper (forked with the first timed
@@ -190,13 +190,9 @@ class BearerService implements Service {
   ): Effect.Effect<Token.Token, FetchError> {
     const machine = this.#machine
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    if (state._tag === "Fresh" && now < state.usableUntil && options?.renewRequired !== true) {
-      if (now < state.refreshAt) machine.report.hit()
-      else {
-        machine.report.staleServe()
-        machine.staleServe(state)
-      }
-      return state.hit
+    if (options?.renewRequired !== true) {
+      const served = this.#serve(state, now)
+      if (served !== undefined) return served
     }
     if (machine.isStopped) return CacheState.failStopped
     let timeoutMillis: number | undefined
@@ -232,6 +228,29 @@ class BearerService implements Service {
           attributes: { "bearer.name": machine.opts.name, "bearer.mode": mode },
           captureStackTrace: false
         })
+  }
+
+  /**
+   * The cached token's prebuilt effect if `state` hands it out at `now`: a hit, or past the refresh point a
+   * stale serve that wakes the background fiber; counted either way. `undefined` if the caller must wait.
+   */
+  #serve(state: CacheState.CacheState, now: number): Effect.Effect<Token.Token, FetchError> | undefined {
+    if (state._tag !== "Fresh" || !(now < state.usableUntil)) return undefined
+    if (now < state.refreshAt) this.#machine.report.hit()
+    else {
+      this.#machine.report.staleServe()
+      this.#machine.staleServe(state)
+    }
+    return state.hit
+  }
+
+  /**
+   * What `fetch()` without options would hand out at `now` without waiting (counted as that fetch), or
+   * `undefined` if it would wait. For `KeyedBearer`, whose fetch holds its key's bearer (against eviction)
+   * only when the fetch has to wait.
+   */
+  served(now: number): Effect.Effect<Token.Token, FetchError> | undefined {
+    return this.#serve(this.#machine.cache.value, now)
   }
 
   /** The waiters of a synchronous renewal, registering one if none is pending; or a malformed option's error. */

@@ -8,8 +8,8 @@
  */
 import * as v8 from "node:v8"
 import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import { Clock, Effect, Exit, Ref, Scope } from "effect"
-import { BearerHttpClient, RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
+import { Clock, Data, Effect, Exit, MutableHashMap, Option, Ref, Scope } from "effect"
+import { BearerHttpClient, KeyedBearer, RenewableBearer, Token, TokenSource } from "effect-renewable-bearer"
 import { defaultFetchOptions, firstAttemptToken } from "../../src/internal/bearerHttpClient.js"
 import { Bench } from "tinybench"
 import { beats, equals, info, ratioAtMost, type Row } from "../report.js"
@@ -93,6 +93,19 @@ export const hotPath: BenchCase = {
     await runQuiet(bearer.fetch())
     const receiver = await runQuiet(bearer.receiver)
 
+    // A keyed bearer's key whose token is cached: `keyed.fetch(key)` with an equal key each time (a new
+    // `Data` struct per request, as a caller that builds its key from the request would).
+    const keyed = await runQuiet(
+      KeyedBearer.make({ source: () => Effect.succeed(source) }).pipe(Scope.extend(scope))
+    )
+    const keyFor = (audience: string) => Data.struct({ audience })
+    await runQuiet(keyed.fetch(keyFor("https://api.example.com")))
+    // What a caller would write without it: a map of bearers by the same keys, looked up per request.
+    const byHandMap = MutableHashMap.make([keyFor("https://api.example.com"), bearer] as const)
+    const byHandKeyed = Effect.suspend(() =>
+      Option.getOrThrow(MutableHashMap.get(byHandMap, keyFor("https://api.example.com"))).fetch()
+    )
+
     // The floor: read a Ref and the Clock, and compare.
     const ref = Ref.unsafeMake({ usableUntil: Date.now() + HOUR })
     const floor = Effect.clockWith((clock) =>
@@ -131,6 +144,12 @@ export const hotPath: BenchCase = {
       { name: "floor", program: repeat(perIteration, () => floor), sync: true },
       { name: "bearer.fetch()", program: repeat(perIteration, () => bearer.fetch()), sync: true },
       { name: "receiver.fetch", program: repeat(perIteration, () => receiver.fetch), sync: true },
+      {
+        name: "keyed.fetch(key)",
+        program: repeat(perIteration, () => keyed.fetch(keyFor("https://api.example.com"))),
+        sync: true
+      },
+      { name: "map of bearers by hand", program: repeat(perIteration, () => byHandKeyed), sync: true },
       { name: "BearerHttpClient token path", program: repeat(perIteration, () => perRequest), sync: true },
       { name: "BearerHttpClient request", program: repeat(perIteration, () => viaClient), sync: true },
       { name: "inner client + bearer.fetch()", program: repeat(perIteration, () => byHand), sync: true },
@@ -188,6 +207,13 @@ export const hotPath: BenchCase = {
       info("floor: Ref.get + Clock + compare", "ns/op", ns("floor")),
       ratioAtMost("bearer.fetch()", "ns/op", ns("bearer.fetch()"), ns("floor"), 1.25),
       ratioAtMost("receiver.fetch (counts a trial)", "ns/op", ns("receiver.fetch"), ns("floor"), 1.5),
+      ratioAtMost(
+        "keyed.fetch(key), token cached, an equal key built per call, vs a map of bearers by hand",
+        "ns/op",
+        ns("keyed.fetch(key)"),
+        ns("map of bearers by hand"),
+        1.5
+      ),
       ratioAtMost(
         "BearerHttpClient token path per request (30 s timeout; a receiver only after a 401) vs bearer.fetch()",
         "ns/op",

@@ -1,6 +1,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Redacted, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Redacted, TestClock } from "effect"
 import { OAuth2TokenSource, Token, TokenSource } from "effect-renewable-bearer"
 import * as jose from "jose"
 import { keyPair } from "./utils/keys.js"
@@ -296,16 +296,23 @@ describe("OAuth2TokenSource discovery", { timeout: 20_000 }, () => {
 
   it.scoped("discovery is bounded by discoveryTimeout", () =>
     Effect.gen(function* () {
-      const server = yield* loopbackServer(() => new Promise<Reply>(() => {}))
+      // The server never answers; it tells the test when the discovery request is in.
+      const arrived = yield* Deferred.make<void>()
+      const server = yield* loopbackServer(() => {
+        Deferred.unsafeDone(arrived, Exit.void)
+        return new Promise<Reply>(() => {})
+      })
       const fiber = yield* OAuth2TokenSource.clientCredentials({
         issuer: server.url,
         clientId: "svc",
         clientSecret: Redacted.make(SECRET),
         discoveryTimeout: "3 seconds"
       }).pipe(Effect.flip, Effect.fork)
-      // Wait until the request is in, then let the test clock run past the timeout.
-      while ((yield* server.count()) === 0) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
-      yield* TestClock.adjust("3 seconds")
+      // Once the request is in, the test clock runs to the timeout: not a millisecond before it fails.
+      yield* Deferred.await(arrived)
+      yield* TestClock.adjust(Duration.millis(2_999))
+      expect(yield* Fiber.poll(fiber)).toEqual(Option.none())
+      yield* TestClock.adjust("1 millis")
       const error = yield* Fiber.join(fiber)
       expect(error).toMatchObject({ _tag: "DiscoveryError", reason: "Timeout", issuer: server.url })
     }).pipe(Effect.provide(FetchHttpClient.layer))

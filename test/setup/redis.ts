@@ -34,6 +34,35 @@ const answersPing = (port: number, millis: number): Promise<boolean> =>
     socket.once("data", (data) => done(data.toString().startsWith("+PONG")))
   })
 
+/**
+ * Resolves once `server` logs that it accepts connections, rejects if it exits first or says nothing of the
+ * kind within `millis` (no polling: the server's own log line is the signal).
+ */
+const ready = (server: ChildProcess.ChildProcess, millis: number): Promise<void> =>
+  new Promise((resolve, reject) => {
+    let log = ""
+    const fail = (why: string) => {
+      cleanup()
+      reject(new Error(`test/setup/redis.ts: redis-server ${why}`))
+    }
+    const onData = (chunk: Buffer) => {
+      log = (log + chunk.toString("utf8")).slice(-4096)
+      if (log.includes("Ready to accept connections")) {
+        cleanup()
+        resolve()
+      }
+    }
+    const onExit = () => fail(`exited before it was ready: ${log.trim().split("\n").pop() ?? ""}`)
+    const timer = setTimeout(() => fail(`was not ready within ${millis} ms`), millis)
+    const cleanup = () => {
+      clearTimeout(timer)
+      server.stdout?.off("data", onData)
+      server.off("exit", onExit)
+    }
+    server.stdout?.on("data", onData)
+    server.once("exit", onExit)
+  })
+
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
   if (process.env.REDIS_URL !== undefined) return undefined
   if (ChildProcess.spawnSync("redis-server", ["--version"]).status !== 0) return undefined
@@ -42,17 +71,19 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
   const server = ChildProcess.spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" }
+    { stdio: ["ignore", "pipe", "ignore"] }
   )
   const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()))
-  const deadline = Date.now() + 10_000
-  while (!(await answersPing(port, 500))) {
-    if (server.exitCode !== null || Date.now() > deadline) {
-      server.kill("SIGKILL")
-      throw new Error(`test/setup/redis.ts: redis-server did not start on 127.0.0.1:${port}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  try {
+    await ready(server, 10_000)
+    if (!(await answersPing(port, 2_000)))
+      throw new Error(`test/setup/redis.ts: no PONG on 127.0.0.1:${port}`)
+  } catch (error) {
+    server.kill("SIGKILL")
+    throw error
   }
+  // Nothing reads the server's log from here on; it must not fill the pipe and block the server.
+  server.stdout?.resume()
   // The test workers are started after the global setup and inherit this process's environment.
   process.env.REDIS_URL = `redis://127.0.0.1:${port}`
   return async () => {

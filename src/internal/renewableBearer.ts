@@ -97,6 +97,8 @@ export class BearerService implements Service {
   readonly fetch: Service["fetch"]
   readonly invalidate: Service["invalidate"]
   readonly requestRenewal: Service["requestRenewal"]
+  /** The error of every timed-out wait: one function per bearer, so its timed waits are built once. */
+  readonly #timeoutError: () => RenewalError
 
   constructor(machine: BearerMachine) {
     this.#machine = machine
@@ -112,6 +114,7 @@ export class BearerService implements Service {
     }
     this.invalidate = (token) => machine.invalidate(token)
     this.requestRenewal = (options) => machine.requestRenewal(options?.invalidate === true)
+    this.#timeoutError = () => machine.timeoutError()
   }
 
   /** Stops the deadlines' sleeper, waiting until its timer is gone. */
@@ -221,7 +224,7 @@ export class BearerService implements Service {
     const wait =
       timeoutMillis === undefined
         ? waiters.await
-        : waiters.awaitFor(this.#deadlinesFor(), timeoutMillis, this.#timeoutError!)
+        : waiters.awaitFor(this.#deadlinesFor(), timeoutMillis, this.#timeoutError)
     return Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
       ? wait
       : Effect.withSpan(wait, "RenewableBearer.wait", {
@@ -270,14 +273,9 @@ export class BearerService implements Service {
     return machine.synchronous(timeoutMillis)
   }
 
-  /** The error of every timed-out wait, one function per bearer (made with the deadlines). */
-  #timeoutError: (() => RenewalError) | undefined
-
   #deadlinesFor(): Waiters.Deadlines {
     if (this.#deadlines === undefined) {
       const deadlines = new Waiters.Deadlines()
-      const machine = this.#machine
-      this.#timeoutError = () => machine.timeoutError()
       this.#deadlines = deadlines
       this.#deadlinesFiber = this.#machine.fork(deadlines.run)
     }

@@ -162,6 +162,37 @@ describe("KeyedBearer", { timeout: 30_000 }, () => {
     })
   )
 
+  it.scoped(
+    "a fetch waiting for its key's token holds the bearer: no idle close, no eviction, until it is answered",
+    () =>
+      Effect.gen(function* () {
+        // Every key's source answers after 4 s (within refreshRequestTimeout); a bearer idle for 1 s is
+        // closed; one bearer at most.
+        const sources = countingSources(4_000)
+        const keyed = yield* KeyedBearer.make({
+          source: sources.source,
+          idleTimeToLive: "1 second",
+          capacity: 1
+        })
+        // The key's bearer is built first (nothing fetched yet), so the fetch finds it built and must wait.
+        yield* Effect.scoped(keyed.get(aud("slow")))
+        const waiting = yield* Effect.fork(keyed.fetch(aud("slow")))
+        yield* TestClock.adjust("2 seconds")
+        expect(yield* Fiber.poll(waiting)).toEqual(Option.none())
+        expect(yield* keyed.size).toBe(1)
+        // At capacity, a new key cannot evict the bearer of a waiting fetch: it times out waiting for a slot.
+        const other = yield* Effect.fork(keyed.fetch(aud("other"), { timeout: "1 second" }))
+        yield* TestClock.adjust("1 second")
+        const error = yield* Effect.flip(Fiber.join(other))
+        expect(error._tag === "RenewalError" && error.reason).toBe("Timeout")
+        yield* TestClock.adjust("1 second")
+        expect(value(yield* Fiber.join(waiting))).toBe("slow#1")
+        // Answered, the bearer is idle: the next fetch of its key is served from its cache.
+        expect(value(yield* keyed.fetch(aud("slow")))).toBe("slow#1")
+        expect(sources.total()).toBe(1)
+      })
+  )
+
   it.effect(
     "closing the service stops every bearer: waiting callers and later uses fail with StoppedError",
     () =>

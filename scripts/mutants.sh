@@ -10,8 +10,8 @@ schedule=src/internal/schedule.ts
 
 # name|file|python expression applied to the file's text (s)
 mutants=(
-  "hit-requests-renewal|$fetchPath|s.replace('if (now < state.refreshAt) machine.report.hit()', 'if (now < state.refreshAt) { machine.report.hit(); machine.ask() }')"
-  "served-inside-margin|$fetchPath|s.replace('now < state.usableUntil && options?.renewRequired', 'now < expiresAtMillis(state.token) && options?.renewRequired').replace('import * as Waiters from \"./waiters.js\"', 'import * as Waiters from \"./waiters.js\"\\nimport { expiresAtMillis } from \"./token.js\"')"
+  "hit-requests-renewal|$fetchPath|s.replace('if (now < state.refreshAt) this.#machine.report.hit()', 'if (now < state.refreshAt) { this.#machine.report.hit(); this.#machine.ask() }')"
+  "served-inside-margin|$fetchPath|s.replace('!(now < state.usableUntil)) return undefined', '!(now < expiresAtMillis(state.token))) return undefined').replace('import * as Waiters from \"./waiters.js\"', 'import * as Waiters from \"./waiters.js\"\\nimport { expiresAtMillis } from \"./token.js\"')"
   "no-guard-for-scheduled|$schedule|s.replace('if (unchanged > 0) delay = Math.max(delay, backoffMillis(options, unchanged, false))', '').replace('Math.max(delay, options.initialRetryMillis * MIN_REFRESH_FRACTION)', 'delay')"
   "no-guard-for-invalidations|$core|s.replace('this.guard.rejected(state.receivedAt, this.now())', 'this.bypassGuard = true').replace('  asked = false', '  asked = false\\n  bypassGuard = false').replace('const wait = this.guard.waitMillis(now)', 'const wait = this.bypassGuard ? 0 : this.guard.waitMillis(now)\\n    this.bypassGuard = false')"
   "close-leaves-reportError-waiting|$core|s.replace('      this.attemptWaiters?.done(done)\\n', '')"

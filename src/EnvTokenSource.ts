@@ -15,13 +15,12 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
-import * as Effect from "effect/Effect"
+import type * as Config from "effect/Config"
+import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
-import { InvalidOptionsError, TokenSourceError } from "./Errors.js"
-import * as Token from "./Token.js"
+import type * as Redacted from "effect/Redacted"
+import type { InvalidOptionsError } from "./Errors.js"
+import * as internal from "./internal/envTokenSource.js"
 import { TokenSource } from "./TokenSource.js"
 
 /**
@@ -33,9 +32,6 @@ import { TokenSource } from "./TokenSource.js"
  */
 export type ErrorCode = "env_missing" | "env_empty" | "env_invalid"
 
-const describe = (name: string | undefined) =>
-  name === undefined ? "The configured token" : `Environment variable ${name}`
-
 /**
  * A source that reads its token from a `Config` on every fetch. `name` is only used in error messages. A
  * missing value fails with code `env_missing`, an empty (or blank) one with `env_empty`; all are marked
@@ -44,45 +40,10 @@ const describe = (name: string | undefined) =>
  * @since 0.1.0
  * @category constructors
  */
-export const fromConfig = (
+export const fromConfig: (
   config: Config.Config<Redacted.Redacted<string>>,
   name?: string
-): Effect.Effect<TokenSource["Type"]> =>
-  Effect.configProviderWith((provider) =>
-    Effect.succeed(
-      TokenSource.of({
-        fetch: config.pipe(
-          Effect.withConfigProvider(provider),
-          Effect.mapError((error) =>
-            ConfigError.isMissingDataOnly(error)
-              ? new TokenSourceError({
-                  message: `${describe(name)} is not set`,
-                  retryable: false,
-                  cause: error,
-                  code: "env_missing" satisfies ErrorCode
-                })
-              : new TokenSourceError({
-                  message: `${describe(name)} is invalid (${error.message})`,
-                  retryable: false,
-                  code: "env_invalid" satisfies ErrorCode
-                })
-          ),
-          Effect.flatMap((value) => {
-            const trimmed = Redacted.value(value).trim()
-            return trimmed.length === 0
-              ? Effect.fail(
-                  new TokenSourceError({
-                    message: `${describe(name)} is empty`,
-                    retryable: false,
-                    code: "env_empty" satisfies ErrorCode
-                  })
-                )
-              : Effect.succeed(Token.make(Redacted.make(trimmed)))
-          })
-        )
-      })
-    )
-  )
+) => Effect.Effect<TokenSource["Type"]> = internal.fromConfig
 
 /**
  * A source that reads the environment variable `name` (through the current `ConfigProvider`) on every fetch.
@@ -91,16 +52,7 @@ export const fromConfig = (
  * @since 0.1.0
  * @category constructors
  */
-export const make = (name: string): Effect.Effect<TokenSource["Type"], InvalidOptionsError> =>
-  typeof name === "string" && name.length > 0
-    ? fromConfig(Config.redacted(name), name)
-    : Effect.fail(
-        new InvalidOptionsError({
-          module: "EnvTokenSource",
-          option: "name",
-          detail: `expected a non-empty string, got ${typeof name === "string" ? '""' : String(name)}`
-        })
-      )
+export const make: (name: string) => Effect.Effect<TokenSource["Type"], InvalidOptionsError> = internal.make
 
 /**
  * The source of `make` as a layer.

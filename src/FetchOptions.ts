@@ -3,8 +3,9 @@
  *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as internal from "./internal/fetchMetadata.js"
 import * as options from "./internal/options.js"
 
 /**
@@ -32,45 +33,55 @@ export interface FetchOptions {
   readonly maxRetries?: number | undefined
 }
 
-/**
- * The original module's option key for `renewRequired`.
- *
- * @since 0.1.0
- * @category constants
- */
-export const OPTION_RENEW_REQUIRED = "token_renew_required"
+export {
+  /**
+   * The original module's option key for `renewRequired`.
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  OPTION_RENEW_REQUIRED
+} from "./internal/fetchMetadata.js"
 
-/**
- * The original module's option key for `synchronous`.
- *
- * @since 0.1.0
- * @category constants
- */
-export const OPTION_RENEW_SYNCHRONOUS = "token_renew_synchronous"
+export {
+  /**
+   * The original module's option key for `synchronous`.
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  OPTION_RENEW_SYNCHRONOUS
+} from "./internal/fetchMetadata.js"
 
-/**
- * The original module's option key for `reportError`.
- *
- * @since 0.1.0
- * @category constants
- */
-export const OPTION_REPORT_ERROR = "token_renew_report_error"
+export {
+  /**
+   * The original module's option key for `reportError`.
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  OPTION_REPORT_ERROR
+} from "./internal/fetchMetadata.js"
 
-/**
- * The original module's option key for `renewRequestTimeout`, in seconds (a float).
- *
- * @since 0.1.0
- * @category constants
- */
-export const OPTION_RENEW_REQUEST_TIMEOUT = "token_renew_request_timeout"
+export {
+  /**
+   * The original module's option key for `renewRequestTimeout`, in seconds (a float).
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  OPTION_RENEW_REQUEST_TIMEOUT
+} from "./internal/fetchMetadata.js"
 
-/**
- * The original module's option key for `maxRetries` (an integer).
- *
- * @since 0.1.0
- * @category constants
- */
-export const OPTION_MAX_RETRIES = "max_fetch_token_retries"
+export {
+  /**
+   * The original module's option key for `maxRetries` (an integer).
+   *
+   * @since 0.1.0
+   * @category constants
+   */
+  OPTION_MAX_RETRIES
+} from "./internal/fetchMetadata.js"
 
 /**
  * Ten years: the original module's wait for a token that never expires, and for a caller without timeout.
@@ -91,48 +102,6 @@ export const VeryLongTimeout: Duration.Duration = options.VeryLongTimeout
  * @category constants
  */
 export const MAX_RETRIES_LIMIT: 100 = options.MAX_RETRIES_LIMIT
-
-/** Plain decimal numbers only: no sign, exponent, hexadecimal, binary, octal or surrounding whitespace. */
-const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/
-const INTEGER = /^\d+$/
-
-/** What a warning shows of an ignored value: a string cut to 64 characters, or the type of anything else. */
-const shown = (value: unknown): string =>
-  typeof value !== "string"
-    ? `(not a string: ${value === null ? "null" : typeof value})`
-    : value.length > 64
-      ? `${JSON.stringify(value.slice(0, 64))}… (${value.length} characters)`
-      : JSON.stringify(value)
-
-const ignore = (key: string, value: unknown): Effect.Effect<undefined> =>
-  Effect.as(
-    Effect.logWarning(`Ignoring malformed fetch option ${key}`).pipe(
-      Effect.annotateLogs({ value: shown(value) })
-    ),
-    undefined
-  )
-
-const flag = (
-  metadata: Readonly<Record<string, unknown>>,
-  key: string
-): Effect.Effect<boolean | undefined> => {
-  const raw = metadata[key]
-  if (raw === undefined) return Effect.succeed(undefined)
-  return typeof raw === "string" ? Effect.succeed(raw.length > 0) : ignore(key, raw)
-}
-
-const parseNumber = (
-  metadata: Readonly<Record<string, unknown>>,
-  key: string,
-  pattern: RegExp,
-  isValid: (n: number) => boolean
-): Effect.Effect<number | undefined> => {
-  const raw = metadata[key]
-  if (raw === undefined || raw === "") return Effect.succeed(undefined)
-  if (typeof raw !== "string") return ignore(key, raw)
-  const parsed = Number(raw)
-  return pattern.test(raw) && isValid(parsed) ? Effect.succeed(parsed) : ignore(key, raw)
-}
 
 /**
  * Reads fetch options from the original module's string keys (as they travel in request metadata): a flag
@@ -157,27 +126,5 @@ const parseNumber = (
  * @since 0.1.0
  * @category constructors
  */
-export const fromMetadata = (metadata: Readonly<Record<string, string>>): Effect.Effect<FetchOptions> =>
-  Effect.gen(function* () {
-    // Metadata comes from outside the type system (headers, RPC metadata): every value is checked at run time.
-    const untrusted: Readonly<Record<string, unknown>> = metadata ?? {}
-    const seconds = yield* parseNumber(untrusted, OPTION_RENEW_REQUEST_TIMEOUT, DECIMAL, Number.isFinite)
-    const retries = yield* parseNumber(
-      untrusted,
-      OPTION_MAX_RETRIES,
-      INTEGER,
-      (n) => Number.isSafeInteger(n) && n <= MAX_RETRIES_LIMIT
-    )
-    const options: {
-      -readonly [K in keyof FetchOptions]: FetchOptions[K]
-    } = {}
-    const renewRequired = yield* flag(untrusted, OPTION_RENEW_REQUIRED)
-    const synchronous = yield* flag(untrusted, OPTION_RENEW_SYNCHRONOUS)
-    const reportError = yield* flag(untrusted, OPTION_REPORT_ERROR)
-    if (renewRequired !== undefined) options.renewRequired = renewRequired
-    if (synchronous !== undefined) options.synchronous = synchronous
-    if (reportError !== undefined) options.reportError = reportError
-    if (seconds !== undefined) options.renewRequestTimeout = Duration.seconds(seconds)
-    if (retries !== undefined) options.maxRetries = retries
-    return options
-  })
+export const fromMetadata: (metadata: Readonly<Record<string, string>>) => Effect.Effect<FetchOptions> =
+  internal.fromMetadata

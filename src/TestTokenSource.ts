@@ -28,16 +28,16 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
 import { TokenSourceError } from "./Errors.js"
+import * as internal from "./internal/testTokenSource.js"
 import * as RenewableBearer from "./RenewableBearer.js"
-import * as Token from "./Token.js"
+import type * as Token from "./Token.js"
 import { TokenSource } from "./TokenSource.js"
+import { TestTokenSource } from "./internal/testTokenSource.js"
 
 /**
  * One scripted answer.
@@ -111,87 +111,38 @@ export const die = (
   delay: options?.delay
 })
 
-/**
- * Never answer (until interrupted).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const hang: Step = { _tag: "Hang" }
+export {
+  /**
+   * Never answer (until interrupted).
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  hang
+} from "./internal/testTokenSource.js"
 
-/**
- * What a test reads from the scripted source.
- *
- * @since 0.1.0
- * @category tags
- */
-export class TestTokenSource extends Context.Tag("effect-renewable-bearer/TestTokenSource")<
-  TestTokenSource,
-  {
-    /** How many calls have started. */
-    readonly calls: Effect.Effect<number>
-    /** The clock instant (epoch millis) at which each call started. */
-    readonly callTimes: Effect.Effect<ReadonlyArray<number>>
-    /** How many calls are running now. */
-    readonly inFlight: Effect.Effect<number>
-    /** The most calls that were ever running at once. */
-    readonly maxInFlight: Effect.Effect<number>
-    /** Appends steps to the script. */
-    readonly push: (...steps: ReadonlyArray<Step>) => Effect.Effect<void>
-  }
->() {}
+export {
+  /**
+   * What a test reads from the scripted source.
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  TestTokenSource
+} from "./internal/testTokenSource.js"
 
-interface State {
-  readonly script: ReadonlyArray<Step>
-  /** Appended in place (a copy per call would make a runaway loop quadratic); read as a copy. */
-  readonly callTimes: Array<number>
-  readonly inFlight: number
-  readonly maxInFlight: number
-}
-
-/**
- * The most calls a scripted source answers from its script. A bearer that calls its source more often than
- * this in one test is caught in a refresh storm; from then on every call fails at once with a permanent
- * `TokenSourceError` ("a refresh storm"), so the bearer backs off for its longest timeout, simulated time moves
- * on and the test fails on its own assertions instead of spinning at one instant.
- *
- * @since 0.2.0
- * @category constants
- */
-export const MAX_CALLS = 10_000
-
-const storm = new TokenSourceError({
-  message: `TestTokenSource: more than ${MAX_CALLS.toLocaleString("en-US")} calls, a refresh storm`,
-  retryable: false
-})
-
-const play = (step: Step): Effect.Effect<Token.Token, TokenSourceError> => {
-  switch (step._tag) {
-    case "Hang":
-      return Effect.never
-    case "Token": {
-      const answer = Effect.map(Clock.currentTimeMillis, (now) =>
-        Token.make(step.value, {
-          expiresAt:
-            step.expiresAt !== undefined
-              ? step.expiresAt
-              : step.expiresIn !== undefined
-                ? now + Duration.toMillis(step.expiresIn)
-                : undefined
-        })
-      )
-      return step.delay === undefined ? answer : Effect.zipRight(Effect.sleep(step.delay), answer)
-    }
-    case "Fail":
-      return step.delay === undefined
-        ? Effect.fail(step.error)
-        : Effect.zipRight(Effect.sleep(step.delay), Effect.fail(step.error))
-    case "Die":
-      return step.delay === undefined
-        ? Effect.die(step.defect)
-        : Effect.zipRight(Effect.sleep(step.delay), Effect.die(step.defect))
-  }
-}
+export {
+  /**
+   * The most calls a scripted source answers from its script. A bearer that calls its source more often than
+   * this in one test is caught in a refresh storm; from then on every call fails at once with a permanent
+   * `TokenSourceError` ("a refresh storm"), so the bearer backs off for its longest timeout, simulated time moves
+   * on and the test fails on its own assertions instead of spinning at one instant.
+   *
+   * @since 0.2.0
+   * @category constants
+   */
+  MAX_CALLS
+} from "./internal/testTokenSource.js"
 
 /**
  * Builds a scripted source. Each call plays the next step; once the script is used up, the last step is
@@ -200,41 +151,10 @@ const play = (step: Step): Effect.Effect<Token.Token, TokenSourceError> => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
+export const make: (
   steps: Iterable<Step>
-): Effect.Effect<{ readonly source: TokenSource["Type"]; readonly test: TestTokenSource["Type"] }> =>
-  Effect.map(
-    Ref.make<State>({ script: Array.from(steps), callTimes: [], inFlight: 0, maxInFlight: 0 }),
-    (state) => {
-      const start = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.modify(state, (s): [Step | undefined, State] => {
-          const index = s.callTimes.length
-          const step =
-            index >= MAX_CALLS ? undefined : (s.script[Math.min(index, s.script.length - 1)] ?? hang)
-          const inFlight = s.inFlight + 1
-          s.callTimes.push(now)
-          return [step, { ...s, inFlight, maxInFlight: Math.max(s.maxInFlight, inFlight) }]
-        })
-      )
-      const end = Ref.update(state, (s) => ({ ...s, inFlight: s.inFlight - 1 }))
-      return {
-        source: TokenSource.of({
-          fetch: Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(start, (step) =>
-              Effect.ensuring(step === undefined ? Effect.fail(storm) : restore(play(step)), end)
-            )
-          )
-        }),
-        test: TestTokenSource.of({
-          calls: Effect.map(Ref.get(state), (s) => s.callTimes.length),
-          callTimes: Effect.map(Ref.get(state), (s) => s.callTimes.slice()),
-          inFlight: Effect.map(Ref.get(state), (s) => s.inFlight),
-          maxInFlight: Effect.map(Ref.get(state), (s) => s.maxInFlight),
-          push: (...more) => Ref.update(state, (s) => ({ ...s, script: [...s.script, ...more] }))
-        })
-      }
-    }
-  )
+) => Effect.Effect<{ readonly source: TokenSource["Type"]; readonly test: TestTokenSource["Type"] }> =
+  internal.make
 
 /**
  * A layer that provides both the scripted `TokenSource` and the `TestTokenSource` that reads it.

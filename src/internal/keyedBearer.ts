@@ -1,3 +1,4 @@
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -47,6 +48,10 @@ interface Entry<K> {
   users: number
   /** When an idle entry expires (epoch millis). */
   expiresAt: number
+  /** Set when the entry leaves the map (evicted, closed for idleness, its build failed, the service closed). */
+  removed: boolean
+  /** A fetch of the built bearer that holds the entry in use while it waits; made on the first such fetch. */
+  heldFetch: Effect.Effect<Token.Token, FetchError> | undefined
 }
 
 const stoppedError = new StoppedError()
@@ -107,7 +112,7 @@ class KeyedBearerImpl<K, E, R> {
     return {
       fetch: (key, fetchOptions) =>
         fetchOptions === undefined
-          ? Effect.withFiberRuntime((fiber) => this.fetchServed(fiber, key) ?? this.use(key, fetchToken))
+          ? Effect.withFiberRuntime((fiber) => this.fetchBuilt(fiber, key) ?? this.use(key, fetchToken))
           : this.use(key, (bearer) => bearer.fetch(fetchOptions), fetchOptions),
       use: (key, f, useOptions) => this.use(key, f, useOptions),
       get: (key) => this.get(key),
@@ -117,11 +122,12 @@ class KeyedBearerImpl<K, E, R> {
   }
 
   /**
-   * A fetch without options whose key's bearer is built and would hand out its token without waiting: that
-   * token, with the entry's idle time restarted, and no reference held (nothing can close the bearer between
-   * this and the answer). `undefined` otherwise, for the general path.
+   * A fetch without options of a key whose bearer is built. If the bearer hands out its token without waiting:
+   * that token, with the entry's idle time restarted, and no reference held (nothing can close the bearer
+   * between this and the answer). Otherwise the entry's held fetch, which keeps it in use while it waits.
+   * `undefined` when there is no built bearer, for the general path.
    */
-  private fetchServed(
+  private fetchBuilt(
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
     key: K
   ): Effect.Effect<Token.Token, FetchError> | undefined {
@@ -131,7 +137,8 @@ class KeyedBearerImpl<K, E, R> {
     const entry = found.value
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
     const served = entry.bearer!.served(now)
-    if (served !== undefined && entry.users === 0) {
+    if (served === undefined) return (entry.heldFetch ??= this.holdingFetch(entry, entry.bearer!))
+    if (entry.users === 0) {
       // An idle entry was used: it moves to the end of the idle order, with its time to live restarted.
       this.idle.delete(entry)
       this.idle.add(entry)
@@ -140,12 +147,33 @@ class KeyedBearerImpl<K, E, R> {
     return served
   }
 
+  /**
+   * `bearer.fetch()` holding the entry in use until it ends, as `use` does, but built once per entry: a herd of
+   * callers waiting for a key's token costs a few objects each, not a dozen closures.
+   */
+  private holdingFetch(entry: Entry<K>, bearer: BearerService): Effect.Effect<Token.Token, FetchError> {
+    const release = this.release(entry)
+    const handlers = {
+      onFailure: (cause: Cause.Cause<FetchError>) => Effect.zipRight(release, Effect.failCause(cause)),
+      onSuccess: (token: Token.Token) => Effect.as(release, token)
+    }
+    const fetch = bearer.fetch()
+    return Effect.uninterruptibleMask((restore) => {
+      // Gone from the map since the fetch looked (between two steps): the general path takes a new entry.
+      if (this.closed || entry.removed) return this.use(entry.key, fetchToken)
+      entry.users += 1
+      this.idle.delete(entry)
+      return Effect.matchCauseEffect(restore(fetch), handlers)
+    })
+  }
+
   /** Closing the service stops every bearer. */
   shutdown(): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.closed = true
       const all = MutableHashMap.values(this.entries)
       MutableHashMap.clear(this.entries)
+      for (const entry of all) entry.removed = true
       this.idle.clear()
       this.notifySlot()
       for (const entry of all) entry.built?.done(Exit.fail(stoppedError))
@@ -198,6 +226,7 @@ class KeyedBearerImpl<K, E, R> {
 
   /** Removes an entry from the map (synchronously) and returns the effect that stops its bearer. */
   private remove(entry: Entry<K>): Effect.Effect<void> {
+    entry.removed = true
     const current = MutableHashMap.get(this.entries, entry.key)
     if (Option.isSome(current) && current.value === entry) MutableHashMap.remove(this.entries, entry.key)
     this.idle.delete(entry)
@@ -279,7 +308,9 @@ class KeyedBearerImpl<K, E, R> {
         bearer: undefined,
         built: Waiters.make(),
         users: 1,
-        expiresAt: Infinity
+        expiresAt: Infinity,
+        removed: false,
+        heldFetch: undefined
       }
       MutableHashMap.set(this.entries, key, entry)
       return evict.pipe(

@@ -201,6 +201,8 @@ describe("KeyedBearer", { timeout: 30_000 }, () => {
           Effect.succeed(TokenSource.TokenSource.of({ fetch: Effect.never }))
         const scope = yield* Scope.make()
         const keyed = yield* KeyedBearer.make({ source: hanging }).pipe(Scope.extend(scope))
+        // "y" is built before its fetch (which then waits holding it), "x" is built by its fetch.
+        yield* Effect.scoped(keyed.get(aud("y")))
         const waiters = yield* Effect.forEach(["x", "y"], (a) => Effect.fork(keyed.fetch(aud(a))))
         yield* settle
         expect(yield* keyed.size).toBe(2)

@@ -264,7 +264,7 @@ const measure = async (
       0
     ),
     ratioAtMost(
-      "source calls vs duration / (0.9 x lifetime), the most of a run" + tag,
+      "source calls vs duration / (0.9 x lifetime)" + tag,
       "",
       most((run) => run.refreshes),
       durationMillis / (0.9 * lifetimeMillis),

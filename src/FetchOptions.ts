@@ -33,55 +33,46 @@ export interface FetchOptions {
   readonly maxRetries?: number | undefined
 }
 
-export {
-  /**
-   * The original module's option key for `renewRequired`.
-   *
-   * @since 0.1.0
-   * @category constants
-   */
-  OPTION_RENEW_REQUIRED
-} from "./internal/fetchMetadata.js"
+/**
+ * The original module's option key for `renewRequired`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_RENEW_REQUIRED: "token_renew_required" = internal.OPTION_RENEW_REQUIRED
 
-export {
-  /**
-   * The original module's option key for `synchronous`.
-   *
-   * @since 0.1.0
-   * @category constants
-   */
-  OPTION_RENEW_SYNCHRONOUS
-} from "./internal/fetchMetadata.js"
+/**
+ * The original module's option key for `synchronous`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_RENEW_SYNCHRONOUS: "token_renew_synchronous" = internal.OPTION_RENEW_SYNCHRONOUS
 
-export {
-  /**
-   * The original module's option key for `reportError`.
-   *
-   * @since 0.1.0
-   * @category constants
-   */
-  OPTION_REPORT_ERROR
-} from "./internal/fetchMetadata.js"
+/**
+ * The original module's option key for `reportError`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_REPORT_ERROR: "token_renew_report_error" = internal.OPTION_REPORT_ERROR
 
-export {
-  /**
-   * The original module's option key for `renewRequestTimeout`, in seconds (a float).
-   *
-   * @since 0.1.0
-   * @category constants
-   */
-  OPTION_RENEW_REQUEST_TIMEOUT
-} from "./internal/fetchMetadata.js"
+/**
+ * The original module's option key for `renewRequestTimeout`, in seconds (a float).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_RENEW_REQUEST_TIMEOUT: "token_renew_request_timeout" =
+  internal.OPTION_RENEW_REQUEST_TIMEOUT
 
-export {
-  /**
-   * The original module's option key for `maxRetries` (an integer).
-   *
-   * @since 0.1.0
-   * @category constants
-   */
-  OPTION_MAX_RETRIES
-} from "./internal/fetchMetadata.js"
+/**
+ * The original module's option key for `maxRetries` (an integer).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OPTION_MAX_RETRIES: "max_fetch_token_retries" = internal.OPTION_MAX_RETRIES
 
 /**
  * Ten years: the original module's wait for a token that never expires, and for a caller without timeout.

@@ -45,15 +45,13 @@ export interface Options {
   readonly maxBytes?: number | undefined
 }
 
-export {
-  /**
-   * The default `maxBytes`: 64 KiB, far more than any token a server accepts in a header.
-   *
-   * @since 0.2.0
-   * @category constants
-   */
-  DEFAULT_MAX_BYTES
-} from "./internal/fileTokenSource.js"
+/**
+ * The default `maxBytes`: 64 KiB, far more than any token a server accepts in a header.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_MAX_BYTES: number = internal.DEFAULT_MAX_BYTES
 
 /**
  * The `code` of the `TokenSourceError` when the file does not exist (`file_not_found`, retryable: the file

@@ -111,15 +111,13 @@ export const die = (
   delay: options?.delay
 })
 
-export {
-  /**
-   * Never answer (until interrupted).
-   *
-   * @since 0.1.0
-   * @category constructors
-   */
-  hang
-} from "./internal/testTokenSource.js"
+/**
+ * Never answer (until interrupted).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const hang: Step = internal.hang
 
 export {
   /**
@@ -131,18 +129,16 @@ export {
   TestTokenSource
 } from "./internal/testTokenSource.js"
 
-export {
-  /**
-   * The most calls a scripted source answers from its script. A bearer that calls its source more often than
-   * this in one test is caught in a refresh storm; from then on every call fails at once with a permanent
-   * `TokenSourceError` ("a refresh storm"), so the bearer backs off for its longest timeout, simulated time moves
-   * on and the test fails on its own assertions instead of spinning at one instant.
-   *
-   * @since 0.2.0
-   * @category constants
-   */
-  MAX_CALLS
-} from "./internal/testTokenSource.js"
+/**
+ * The most calls a scripted source answers from its script. A bearer that calls its source more often than
+ * this in one test is caught in a refresh storm; from then on every call fails at once with a permanent
+ * `TokenSourceError` ("a refresh storm"), so the bearer backs off for its longest timeout, simulated time moves
+ * on and the test fails on its own assertions instead of spinning at one instant.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MAX_CALLS: typeof internal.MAX_CALLS = internal.MAX_CALLS
 
 /**
  * Builds a scripted source. Each call plays the next step; once the script is used up, the last step is

@@ -160,7 +160,7 @@ class KeyedBearerImpl<K, E, R> {
     const fetch = bearer.fetch()
     return Effect.uninterruptibleMask((restore) => {
       // Gone from the map since the fetch looked (between two steps): the general path takes a new entry.
-      if (this.closed || entry.removed) return this.use(entry.key, fetchToken)
+      if (this.closed || entry.removed) return restore(this.use(entry.key, fetchToken))
       entry.users += 1
       this.idle.delete(entry)
       return Effect.matchCauseEffect(restore(fetch), handlers)

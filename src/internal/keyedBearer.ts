@@ -54,6 +54,12 @@ interface Entry<K> {
   heldFetch: Effect.Effect<Token.Token, FetchError> | undefined
 }
 
+/** The two ends of a use, for `Effect.matchCauseEffect`: release the entry, then end as the use did. */
+interface Releasing {
+  readonly onFailure: (cause: Cause.Cause<unknown>) => Effect.Effect<never, unknown>
+  readonly onSuccess: (value: unknown) => Effect.Effect<unknown>
+}
+
 const stoppedError = new StoppedError()
 
 /** What a keyed service is built with, decided once. */
@@ -152,18 +158,14 @@ class KeyedBearerImpl<K, E, R> {
    * callers waiting for a key's token costs a few objects each, not a dozen closures.
    */
   private holdingFetch(entry: Entry<K>, bearer: BearerService): Effect.Effect<Token.Token, FetchError> {
-    const release = this.release(entry)
-    const handlers = {
-      onFailure: (cause: Cause.Cause<FetchError>) => Effect.zipRight(release, Effect.failCause(cause)),
-      onSuccess: (token: Token.Token) => Effect.as(release, token)
-    }
     const fetch = bearer.fetch()
+    const ends = releasing(this.release(entry))
     return Effect.uninterruptibleMask((restore) => {
       // Gone from the map since the fetch looked (between two steps): the general path takes a new entry.
       if (this.closed || entry.removed) return restore(this.use(entry.key, fetchToken))
       entry.users += 1
       this.idle.delete(entry)
-      return Effect.matchCauseEffect(restore(fetch), handlers)
+      return releasingAfter(restore(fetch), ends)
     })
   }
 
@@ -186,16 +188,9 @@ class KeyedBearerImpl<K, E, R> {
     f: (bearer: RenewableBearer.Service) => Effect.Effect<A, E2, R2>,
     useOptions?: { readonly timeout?: Duration.DurationInput | undefined }
   ): Effect.Effect<A, E2 | FetchError, R2> {
-    // Already uninterruptible: the release follows the use as `Effect.ensuring` would, without its own mask.
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(this.reserve(key, restore, useOptions?.timeout), (entry) =>
-        Effect.matchCauseEffect(
-          restore(entry.bearer !== undefined ? f(entry.bearer) : Effect.flatMap(entry.built!.await, f)),
-          {
-            onFailure: (cause) => Effect.zipRight(this.release(entry), Effect.failCause(cause)),
-            onSuccess: (a) => Effect.as(this.release(entry), a)
-          }
-        )
+        releasingAfter(restore(Effect.flatMap(this.ready(entry), f)), releasing(this.release(entry)))
       )
     )
   }
@@ -341,9 +336,7 @@ class KeyedBearerImpl<K, E, R> {
     return Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()
       entry.users -= 1
-      if (entry.users > 0 || this.closed) return Effect.void
-      const current = MutableHashMap.get(this.entries, entry.key)
-      if (Option.isNone(current) || current.value !== entry) return Effect.void
+      if (entry.users > 0 || this.closed || entry.removed) return Effect.void
       const idleMillis = this.settings.idleMillis
       entry.expiresAt = now + idleMillis
       this.idle.add(entry)
@@ -383,6 +376,23 @@ class KeyedBearerImpl<K, E, R> {
 }
 
 const defaultLabel = () => "keyed"
+
+// The two ends are made by functions that return them, not written as an object literal's arrow functions:
+// those get their names set at run time under a `keepNames` transform (tsx), a property array each.
+const failingAfter = (release: Effect.Effect<void>) => (cause: Cause.Cause<unknown>) =>
+  Effect.zipRight(release, Effect.failCause(cause))
+const succeedingAfter = (release: Effect.Effect<void>) => (value: unknown) => Effect.as(release, value)
+const releasing = (release: Effect.Effect<void>): Releasing => ({
+  onFailure: failingAfter(release),
+  onSuccess: succeedingAfter(release)
+})
+
+/**
+ * `use`, then the release of `ends`, however `use` ended: `Effect.ensuring` without a mask of its own (the
+ * callers hold the entry uninterruptibly already).
+ */
+const releasingAfter = <A, E, R>(use: Effect.Effect<A, E, R>, ends: Releasing): Effect.Effect<A, E, R> =>
+  Effect.matchCauseEffect(use, ends) as Effect.Effect<A, E, R>
 
 const fetchToken = (bearer: RenewableBearer.Service) => bearer.fetch()
 

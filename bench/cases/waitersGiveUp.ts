@@ -229,7 +229,7 @@ export const waitersGiveUp: BenchCase = {
         "refreshRequestTimeout: '10 minutes' instead of the default 5 s, so the hung attempt is still in flight " +
           "when the source recovers, after all the rounds (each can take tens of seconds on a loaded machine).",
         "All the fetches start at once (Effect.forEach, concurrency unbounded); a timed waiter joins the bearer's " +
-          "deadline queue, whose one sleeper ends the expired waits. Floor: as many untimed fibers, forked the " +
+          "deadline queue, whose one alarm (among the bearer's alarms) ends the expired waits. Floor: as many untimed fibers, forked the " +
           "same way, waiting on one Deferred and released by it once all of them wait. Fastest of " +
           `${rounds} rounds each, bearer and floor alternating (the source stays hung through them all).`,
         "Timers: a counting Clock given to the bearer and to the waiting fibers, so a timer armed by either counts."

@@ -71,10 +71,7 @@ export class Alarms {
       this.heap = []
       this.disarm()
     } else if (this.heap.length > 1024 && this.heap.length > 4 * this.live) {
-      const kept = this.heap
-        .filter((entry) => entry.target !== undefined)
-        .sort((a, b) => (before(a, b) ? -1 : 1))
-      this.heap = kept
+      this.heap = Heap.compact(this.heap, (entry) => entry.target !== undefined, before)
     }
   }
 

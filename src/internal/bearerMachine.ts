@@ -62,6 +62,7 @@ export class BearerMachine {
   private unchanged = 0
   private attempts = 0
   private readonly latency = new LatencyWindow()
+  private timedWaits: Waiters.Deadlines | undefined
   readonly guard: Guard
 
   constructor(
@@ -83,6 +84,11 @@ export class BearerMachine {
 
   get isStopped(): boolean {
     return this.phase._tag === "Stopped"
+  }
+
+  /** The deadlines of the timed waits, on this bearer's alarms; made with the first timed wait. */
+  deadlines(): Waiters.Deadlines {
+    return (this.timedWaits ??= new Waiters.Deadlines(this.alarms, this.shared.clock))
   }
 
   /** The waiters for the next token. */

@@ -38,3 +38,13 @@ export const pop = <A>(heap: Array<A>, before: (a: A, b: A) => boolean): A => {
   }
   return top
 }
+
+/**
+ * The items of `heap` that `keep` keeps, as a heap: sorted by `before`, which a heap allows. For dropping the
+ * cancelled entries once they outnumber the live ones. @internal
+ */
+export const compact = <A>(
+  heap: ReadonlyArray<A>,
+  keep: (item: A) => boolean,
+  before: (a: A, b: A) => boolean
+): Array<A> => heap.filter(keep).sort((a, b) => (before(a, b) ? -1 : 1))

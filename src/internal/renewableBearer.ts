@@ -62,9 +62,7 @@ export const makeFrom = (
     // The shutdown runs on the bearer's runtime, as its attempts do, so it logs with the build's context. A plain
     // scope finalizer, not `Effect.addFinalizer`: that one keeps a copy of the building fiber's references per
     // bearer (a map and its arrays, about half a kilobyte per key of a keyed bearer).
-    const stop = Effect.suspend(() =>
-      Fiber.join(machine.fork(Effect.zipRight(machine.shutdown, service.stop())))
-    )
+    const stop = Effect.suspend(() => Fiber.join(machine.fork(machine.shutdown)))
     yield* Scope.addFinalizer(yield* Effect.scope, stop)
     if (opts.eager) machine.start()
     return service
@@ -79,12 +77,6 @@ const invalidFetchOptions = (detail: string) =>
  */
 export class BearerService implements Service {
   readonly #machine: BearerMachine
-  /**
-   * The deadlines of every timed wait of this bearer, ended by one sleeper (forked with the first timed
-   * wait): a waiter with a `timeout` costs no fiber and no timer of its own.
-   */
-  #deadlines: Waiters.Deadlines | undefined
-  #deadlinesFiber: Fiber.RuntimeFiber<never> | undefined
   readonly #fetchCached: Effect.Effect<Token.Token, FetchError>
   #lastOptions: FetchOptions | undefined
   #lastOptionsFetch: Effect.Effect<Token.Token, FetchError>
@@ -115,11 +107,6 @@ export class BearerService implements Service {
     this.invalidate = (token) => machine.invalidate(token)
     this.requestRenewal = (options) => machine.requestRenewal(options?.invalidate === true)
     this.#timeoutError = () => machine.timeoutError()
-  }
-
-  /** Stops the deadlines' sleeper, waiting until its timer is gone. */
-  stop(): Effect.Effect<void> {
-    return this.#deadlinesFiber === undefined ? Effect.void : Fiber.interrupt(this.#deadlinesFiber)
   }
 
   // The members are own properties, not getters on the prototype, so a wrapper that spreads the service
@@ -224,7 +211,7 @@ export class BearerService implements Service {
     const wait =
       timeoutMillis === undefined
         ? waiters.await
-        : waiters.awaitFor(this.#deadlinesFor(), timeoutMillis, this.#timeoutError)
+        : waiters.awaitFor(machine.deadlines(), timeoutMillis, this.#timeoutError)
     return Context.getOption(fiber.currentContext, Tracer.ParentSpan)._tag === "None"
       ? wait
       : Effect.withSpan(wait, "RenewableBearer.wait", {
@@ -271,14 +258,5 @@ export class BearerService implements Service {
       timeoutMillis = decoded.right
     }
     return machine.synchronous(timeoutMillis)
-  }
-
-  #deadlinesFor(): Waiters.Deadlines {
-    if (this.#deadlines === undefined) {
-      const deadlines = new Waiters.Deadlines()
-      this.#deadlines = deadlines
-      this.#deadlinesFiber = this.#machine.fork(deadlines.run)
-    }
-    return this.#deadlines
   }
 }

@@ -1,9 +1,9 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import { type Alarm, type Alarms, type Ringable } from "./alarms.js"
 import * as Heap from "./heap.js"
 
 type Resume = (result: Effect.Effect<any, any>) => void
@@ -21,7 +21,7 @@ export interface Waiters<A, E> {
   readonly await: Effect.Effect<A, E>
   /**
    * Waits for the result for at most `millis` from the moment it starts waiting (on the waiting fiber's
-   * `Clock`), then fails with `onTimeout()`: the waiter joins `deadlines`, whose one sleeper ends the expired
+   * `Clock`), then fails with `onTimeout()`: the waiter joins `deadlines`, whose one alarm ends the expired
    * waits in deadline order. The effect is built once for the same three arguments, so a timed waiter costs
    * what an untimed one does plus its queue entry.
    */
@@ -131,19 +131,23 @@ const before = (a: Timed, b: Timed) => a.deadline < b.deadline || (a.deadline ==
 
 /**
  * The deadlines of one bearer's timed waiters: a binary heap by deadline (ties in arrival order), and one
- * sleeper (`run`, forked in the bearer's scope, sleeping on Effect's `Clock`) that fails the waiters whose
- * deadline has passed, in order. At most one timer is armed for all of them. A settled waiter stays in the
- * heap until it reaches the top or the heap is rebuilt (when settled entries outnumber live ones), and holds
- * nothing but its deadline by then.
+ * alarm among the bearer's alarms (on Effect's `Clock`, so `TestClock` drives it), set for the earliest
+ * deadline, that fails the waiters whose deadline has passed, in order. No fiber and at most one timer for all
+ * of them: the alarms' own sleeper. A settled waiter stays in the heap until it reaches the top or the heap is
+ * compacted (when settled entries outnumber live ones), and holds nothing but its deadline by then.
  *
  * @internal
  */
-export class Deadlines {
+export class Deadlines implements Ringable {
   private heap: Array<Timed> = []
   private live = 0
-  /** The deadline the sleeper sleeps until (`Infinity`: it waits for a first waiter). */
-  private armedFor = Infinity
-  private readonly wake = makeSignal()
+  /** The alarm set for the earliest deadline (`undefined`: nobody waits). */
+  private alarm: Alarm | undefined
+
+  constructor(
+    private readonly alarms: Alarms,
+    private readonly clock: Clock.Clock
+  ) {}
 
   /** How many waiters are in the queue and not yet settled. @internal */
   get size(): number {
@@ -154,7 +158,7 @@ export class Deadlines {
   add(entry: Timed): void {
     this.live += 1
     Heap.push(this.heap, entry, before)
-    if (entry.deadline < this.armedFor) this.wake.fire()
+    if (this.alarm === undefined || entry.deadline < this.alarm.at) this.setAlarm(entry.deadline)
   }
 
   /** @internal */
@@ -162,23 +166,22 @@ export class Deadlines {
     this.live -= 1
     if (this.live === 0) {
       this.heap = []
-      // Disarm the sleeper's timer: nobody waits for it any more.
-      if (this.armedFor !== Infinity) this.wake.fire()
-    } else if (this.heap.length > 1024 && this.heap.length > 4 * this.live) this.rebuild()
+      // Nobody waits for the alarm any more.
+      this.setAlarm(Infinity)
+    } else if (this.heap.length > 1024 && this.heap.length > 4 * this.live) {
+      this.heap = Heap.compact(this.heap, (entry) => entry.resume !== undefined, before)
+    }
   }
 
-  private rebuild(): void {
-    const kept = this.heap.filter((entry) => entry.resume !== undefined)
-    this.heap = []
-    this.live = 0
-    const armed = this.armedFor
-    this.armedFor = -Infinity // no wake-ups while re-adding
-    for (const entry of kept) this.add(entry)
-    this.armedFor = armed
+  /** The alarm rang: fails the waiters whose deadline has passed and sets the alarm for the next one. */
+  ring(): void {
+    this.alarm = undefined
+    this.setAlarm(this.expireUntil(this.clock.unsafeCurrentTimeMillis()))
   }
 
-  private pop(): Timed {
-    return Heap.pop(this.heap, before)
+  private setAlarm(at: number): void {
+    this.alarms.cancel(this.alarm)
+    this.alarm = at === Infinity ? undefined : this.alarms.set(at, this)
   }
 
   /**
@@ -192,11 +195,11 @@ export class Deadlines {
     while (this.heap.length > 0) {
       const top = this.heap[0]!
       if (top.resume === undefined) {
-        this.pop()
+        Heap.pop(this.heap, before)
         continue
       }
       if (top.deadline > now) return top.deadline
-      this.pop()
+      Heap.pop(this.heap, before)
       if (top.onTimeout !== onTimeout) {
         onTimeout = top.onTimeout
         failure = Effect.fail(onTimeout())
@@ -204,50 +207,5 @@ export class Deadlines {
       top.expire(failure)
     }
     return Infinity
-  }
-
-  /** The sleeper. */
-  readonly run: Effect.Effect<never> = Effect.clockWith((clock) => {
-    const step: Effect.Effect<void> = Effect.suspend(() => {
-      const next = this.expireUntil(clock.unsafeCurrentTimeMillis())
-      this.armedFor = next
-      const woken = this.wake.next()
-      if (next === Infinity) return woken
-      // Effect's live clock cannot arm a timer longer than 2^31 - 1 ms; a longer wait is re-armed.
-      const millis = Math.min(next - clock.unsafeCurrentTimeMillis(), 2 ** 31 - 1)
-      return Effect.raceFirst(clock.sleep(Duration.millis(millis)), woken)
-    })
-    return Effect.forever(step)
-  })
-}
-
-/**
- * A wake-up that one fiber waits for and anyone may fire. `next()` arms the signal at the moment it is
- * called and returns the wait for a firing after that moment: an older firing is dropped, because the waiter
- * looks at the state it cares about just before it calls `next()` (in the same synchronous step).
- *
- * @internal
- */
-export interface Signal {
-  readonly fire: () => void
-  readonly next: () => Effect.Effect<void>
-}
-
-/** @internal */
-export const makeSignal = (): Signal => {
-  let current = make<void, never>()
-  let fired = false
-  return {
-    fire: () => {
-      fired = true
-      current.done(Exit.void)
-    },
-    next: () => {
-      if (fired) {
-        fired = false
-        current = make()
-      }
-      return current.await
-    }
   }
 }

@@ -692,8 +692,6 @@ describe("BearerHttpClient: receivers on the request path", () => {
         let invalidatedByClient = 0
         const watched = RenewableBearer.RenewableBearer.of({
           ...bearer,
-          fetch: bearer.fetch,
-          receiver: bearer.receiver,
           invalidate: (token) => {
             invalidatedByClient++
             return bearer.invalidate(token)
